@@ -1,0 +1,21 @@
+//! ratecast-core: the domain every other crate speaks.
+//!
+//! It owns assets and points, the websocket wire protocol (parsing client frames,
+//! serializing server frames), the store traits both stores implement, the embedded
+//! in-memory store and the sliding history window the API keeps per asset. It knows
+//! nothing of actix, MongoDB or HTTP: those live in the crates that do I/O.
+
+pub mod asset;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod memory;
+pub mod point;
+pub mod protocol;
+pub mod store;
+pub mod time;
+pub mod window;
+
+pub use asset::{Asset, AssetId, AssetList, AssetListError};
+pub use memory::MemoryStore;
+pub use point::{Point, mid_price};
+pub use store::{Follow, InsertReport, LiveFeed, PointSink, PointStore, StoreError};

@@ -1,0 +1,426 @@
+//! The websocket wire protocol: client requests in, server frames out.
+//!
+//! Every client text frame is parsed here, once, into a [`ClientRequest`] or a
+//! [`RequestError`] whose code and text go back to the client verbatim. Every
+//! server frame is serialized here into a [`ByteString`] that can be shared by any
+//! number of connections. The exact shapes are documented in `docs/protocol.md`.
+
+use bytestring::ByteString;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::{
+    asset::{Asset, AssetId, AssetList},
+    point::Point,
+};
+
+/// A valid request from a client.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientRequest {
+    /// `{"action":"assets","message":{}}`
+    Assets,
+    /// `{"action":"subscribe","message":{"assetId":N}}`, N a tracked asset.
+    Subscribe { asset: Asset },
+}
+
+/// The machine-readable kind of a refused request, sent as `message.code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    InvalidJson,
+    /// JSON, but not `{"action": string, "message": object}`.
+    InvalidRequest,
+    /// `action` names no known request.
+    UnknownAction,
+    /// `assetId` is missing or not a positive integer.
+    InvalidAssetId,
+    /// `assetId` is well-formed but no asset has it.
+    UnknownAsset,
+    /// A binary frame; the protocol is JSON text only.
+    BinaryNotSupported,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidRequest => "invalid_request",
+            Self::UnknownAction => "unknown_action",
+            Self::InvalidAssetId => "invalid_asset_id",
+            Self::UnknownAsset => "unknown_asset",
+            Self::BinaryNotSupported => "binary_not_supported",
+        }
+    }
+}
+
+/// A refused client frame: what the client gets back in an `error` message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
+pub struct RequestError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl RequestError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The actions a client may send, listed in `unknown_action` errors.
+pub const ACTIONS: &[&str] = &["assets", "subscribe"];
+
+/// Parses one client text frame against the tracked `assets`.
+pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, RequestError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        RequestError::new(
+            ErrorCode::InvalidJson,
+            format!("frame is not valid JSON: {e}"),
+        )
+    })?;
+    let Value::Object(mut envelope) = value else {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "expected a JSON object {{\"action\":…,\"message\":{{…}}}}, got {}",
+                json_type(&value)
+            ),
+        ));
+    };
+    let action = match envelope.remove("action") {
+        Some(Value::String(action)) => action,
+        Some(other) => {
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                format!("\"action\" must be a string, got {}", json_type(&other)),
+            ));
+        }
+        None => {
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                "missing \"action\"",
+            ));
+        }
+    };
+    if !ACTIONS.contains(&action.as_str()) {
+        return Err(RequestError::new(
+            ErrorCode::UnknownAction,
+            format!(
+                "unknown action {action:?}; expected one of {}",
+                ACTIONS.join(", ")
+            ),
+        ));
+    }
+    let message = match envelope.remove("message") {
+        Some(Value::Object(message)) => message,
+        Some(other) => {
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                format!("\"message\" must be an object, got {}", json_type(&other)),
+            ));
+        }
+        None => {
+            return Err(RequestError::new(
+                ErrorCode::InvalidRequest,
+                format!("missing \"message\" (send {{}} when {action:?} takes no arguments)"),
+            ));
+        }
+    };
+    match action.as_str() {
+        "assets" => Ok(ClientRequest::Assets),
+        _ => parse_subscribe(&message, assets),
+    }
+}
+
+fn parse_subscribe(
+    message: &Map<String, Value>,
+    assets: &AssetList,
+) -> Result<ClientRequest, RequestError> {
+    let id = parse_asset_id(message)?;
+    let asset = assets.get(id).ok_or_else(|| {
+        RequestError::new(
+            ErrorCode::UnknownAsset,
+            format!(
+                "no asset has id {id}; valid ids are 1..={} (see the \"assets\" action)",
+                assets.len()
+            ),
+        )
+    })?;
+    Ok(ClientRequest::Subscribe {
+        asset: asset.clone(),
+    })
+}
+
+fn parse_asset_id(message: &Map<String, Value>) -> Result<AssetId, RequestError> {
+    let invalid = |detail: String| RequestError::new(ErrorCode::InvalidAssetId, detail);
+    let value = message
+        .get("assetId")
+        .ok_or_else(|| invalid("missing \"assetId\"".into()))?;
+    let id = value
+        .as_u64()
+        .ok_or_else(|| {
+            invalid(format!(
+                "\"assetId\" must be a positive integer, got {}",
+                describe(value)
+            ))
+        })
+        .and_then(|id| {
+            u32::try_from(id)
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or_else(|| invalid(format!("\"assetId\" {id} is out of range")))
+        })?;
+    Ok(AssetId(id))
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A short rendering of a client value for an error text: scalars verbatim, containers by type.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) if s.len() <= 32 => format!("the string {s:?}"),
+        other => json_type(other).to_owned(),
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    action: &'a str,
+    message: T,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WirePoint<'a> {
+    asset_name: &'a str,
+    time: i64,
+    asset_id: u32,
+    value: f64,
+}
+
+#[derive(Serialize)]
+struct WireAsset<'a> {
+    id: u32,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct AssetsMessage<'a> {
+    assets: Vec<WireAsset<'a>>,
+}
+
+#[derive(Serialize)]
+struct PointsMessage<'a> {
+    points: Vec<WirePoint<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorMessage<'a> {
+    code: &'a str,
+    error: &'a str,
+}
+
+fn frame<T: Serialize>(action: &str, message: T) -> ByteString {
+    let json = serde_json::to_string(&Envelope { action, message })
+        .expect("plain structs of strings and finite numbers always serialize");
+    ByteString::from(json)
+}
+
+/// `{"action":"assets","message":{"assets":[{"id":1,"name":"EURUSD"},…]}}`
+pub fn assets_frame(assets: &AssetList) -> ByteString {
+    let assets = assets
+        .iter()
+        .map(|a| WireAsset {
+            id: a.id.0,
+            name: &a.name,
+        })
+        .collect();
+    frame("assets", AssetsMessage { assets })
+}
+
+/// `{"action":"point","message":{"assetName":…,"time":…,"assetId":…,"value":…}}`
+pub fn point_frame(point: &Point) -> ByteString {
+    frame(
+        "point",
+        WirePoint {
+            asset_name: &point.asset_name,
+            time: point.time,
+            asset_id: point.asset_id.0,
+            value: point.value,
+        },
+    )
+}
+
+/// `{"action":"asset_history","message":{"points":[…]}}` for `asset`'s `(time, value)` pairs.
+pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) -> ByteString {
+    let points = points
+        .map(|(time, value)| WirePoint {
+            asset_name: &asset.name,
+            time,
+            asset_id: asset.id.0,
+            value,
+        })
+        .collect();
+    frame("asset_history", PointsMessage { points })
+}
+
+/// `{"action":"error","message":{"code":…,"error":…}}`
+pub fn error_frame(error: &RequestError) -> ByteString {
+    frame(
+        "error",
+        ErrorMessage {
+            code: error.code.as_str(),
+            error: &error.message,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn assets() -> AssetList {
+        "EURUSD,USDJPY".parse().expect("valid list")
+    }
+
+    fn code_of(text: &str) -> ErrorCode {
+        parse_request(text, &assets())
+            .expect_err("must be refused")
+            .code
+    }
+
+    #[test]
+    fn valid_requests_parse() {
+        assert_eq!(
+            parse_request(r#"{"action":"assets","message":{}}"#, &assets()),
+            Ok(ClientRequest::Assets)
+        );
+        let subscribe = parse_request(
+            r#"{"message":{"assetId":2,"extra":true},"action":"subscribe"}"#,
+            &assets(),
+        );
+        assert!(
+            matches!(&subscribe, Ok(ClientRequest::Subscribe { asset }) if &*asset.name == "USDJPY"),
+            "{subscribe:?}"
+        );
+    }
+
+    #[test]
+    fn every_kind_of_bad_frame_gets_its_code() {
+        assert_eq!(code_of("hello"), ErrorCode::InvalidJson);
+        assert_eq!(code_of(""), ErrorCode::InvalidJson);
+        assert_eq!(code_of(r#"{"action":"assets""#), ErrorCode::InvalidJson);
+        assert_eq!(code_of("[]"), ErrorCode::InvalidRequest);
+        assert_eq!(code_of("null"), ErrorCode::InvalidRequest);
+        assert_eq!(code_of("42"), ErrorCode::InvalidRequest);
+        assert_eq!(code_of(r#"{"message":{}}"#), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code_of(r#"{"action":7,"message":{}}"#),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(code_of(r#"{"action":"assets"}"#), ErrorCode::InvalidRequest);
+        assert_eq!(
+            code_of(r#"{"action":"assets","message":[]}"#),
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            code_of(r#"{"action":"nope","message":{}}"#),
+            ErrorCode::UnknownAction
+        );
+        assert_eq!(
+            code_of(r#"{"action":"subscribe","message":{}}"#),
+            ErrorCode::InvalidAssetId
+        );
+        for bad in [r#""1""#, "1.5", "-1", "0", "null", "[1]", "4294967296"] {
+            let frame = format!(r#"{{"action":"subscribe","message":{{"assetId":{bad}}}}}"#);
+            assert_eq!(code_of(&frame), ErrorCode::InvalidAssetId, "{frame}");
+        }
+        assert_eq!(
+            code_of(r#"{"action":"subscribe","message":{"assetId":3}}"#),
+            ErrorCode::UnknownAsset
+        );
+    }
+
+    #[test]
+    fn error_texts_tell_the_client_what_to_fix() {
+        let err = parse_request(
+            r#"{"action":"subscribe","message":{"assetId":9}}"#,
+            &assets(),
+        )
+        .expect_err("unknown asset");
+        assert_eq!(
+            err.message,
+            "no asset has id 9; valid ids are 1..=2 (see the \"assets\" action)"
+        );
+        let err = parse_request(r#"{"action":"sub","message":{}}"#, &assets())
+            .expect_err("unknown action");
+        assert_eq!(
+            err.message,
+            "unknown action \"sub\"; expected one of assets, subscribe"
+        );
+    }
+
+    #[test]
+    fn frames_have_the_documented_shapes() {
+        let list = assets();
+        assert_eq!(
+            &*assets_frame(&list),
+            r#"{"action":"assets","message":{"assets":[{"id":1,"name":"EURUSD"},{"id":2,"name":"USDJPY"}]}}"#
+        );
+        let point = Point {
+            asset_id: AssetId(1),
+            asset_name: "EURUSD".into(),
+            time: 1_700_000_000,
+            value: 1.091185,
+        };
+        assert_eq!(
+            &*point_frame(&point),
+            r#"{"action":"point","message":{"assetName":"EURUSD","time":1700000000,"assetId":1,"value":1.091185}}"#
+        );
+        let asset = list.get(AssetId(2)).expect("asset 2");
+        assert_eq!(
+            &*history_frame(asset, [(10, 150.5), (11, 150.25)].into_iter()),
+            r#"{"action":"asset_history","message":{"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5},{"assetName":"USDJPY","time":11,"assetId":2,"value":150.25}]}}"#
+        );
+        assert_eq!(
+            &*history_frame(asset, std::iter::empty()),
+            r#"{"action":"asset_history","message":{"points":[]}}"#
+        );
+        let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
+        assert_eq!(
+            &*error_frame(&err),
+            r#"{"action":"error","message":{"code":"unknown_asset","error":"say \"hi\""}}"#
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn no_text_makes_the_parser_panic(text in ".*") {
+            let _ = parse_request(&text, &assets());
+        }
+
+        #[test]
+        fn no_json_value_makes_the_parser_panic(
+            action in prop_oneof![Just("\"assets\"".to_owned()), Just("\"subscribe\"".to_owned()), ".*"],
+            id in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), any::<f64>().prop_map(|n| n.to_string()), ".*"],
+        ) {
+            let text = format!(r#"{{"action":{action},"message":{{"assetId":{id}}}}}"#);
+            let _ = parse_request(&text, &assets());
+        }
+    }
+}

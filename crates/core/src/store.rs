@@ -1,0 +1,94 @@
+//! The store contract: what the fetcher writes and what the API reads.
+//!
+//! Two sides, so a process holds only what it uses: the fetcher holds a [`PointSink`],
+//! the API a [`PointStore`]. Both the embedded [`MemoryStore`](crate::MemoryStore) and
+//! the MongoDB store implement them and pass the same conformance suite
+//! (`ratecast_core::conformance`). Implementations own their retention; callers never
+//! delete.
+
+use std::future::Future;
+
+use crate::{
+    asset::{Asset, AssetId},
+    point::Point,
+};
+
+/// Why a store operation failed. Transient failures may succeed when retried.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("point for unknown asset id {0}")]
+    UnknownAsset(AssetId),
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("store error: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an insert did. Points already stored are duplicates, not errors: two
+/// fetchers may run at once and both insert the same second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InsertReport {
+    pub inserted: usize,
+    pub duplicates: usize,
+    /// Points older than the store's retention, dropped on arrival.
+    pub expired: usize,
+}
+
+/// The write side, held by the fetcher.
+pub trait PointSink: Send + Sync + 'static {
+    /// Stores `points`, idempotently by (asset_id, time).
+    fn insert(
+        &self,
+        points: &[Point],
+    ) -> impl Future<Output = Result<InsertReport, StoreError>> + Send;
+}
+
+/// The read side, held by the API.
+pub trait PointStore: Send + Sync + 'static {
+    type Feed: LiveFeed;
+
+    /// The tracked assets in id order.
+    fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send;
+
+    /// `asset`'s points with `from <= time <= to`, ascending by time.
+    fn history(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send;
+
+    /// A snapshot of every point with `time >= since` and a feed of every point
+    /// stored after that snapshot: no point is in neither, none is in both.
+    fn follow(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Follow<Self::Feed>, StoreError>> + Send;
+}
+
+/// A snapshot and the live feed that continues it without a gap.
+pub struct Follow<F> {
+    /// Points with `time >= since`, ascending by time within each asset.
+    pub snapshot: Vec<Point>,
+    pub feed: F,
+}
+
+/// Why a live feed stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The reader fell so far behind that points were discarded: it must
+    /// [`follow`](PointStore::follow) again and reconcile with the new snapshot.
+    #[error("live feed lagged: {missed} batches were discarded")]
+    Lagged { missed: u64 },
+    /// The store shut the feed down; following again may work.
+    #[error("live feed closed by the store")]
+    Closed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The live continuation of a [`Follow`] snapshot.
+pub trait LiveFeed: Send + 'static {
+    /// The next stored point, in the order the store accepted them.
+    fn next(&mut self) -> impl Future<Output = Result<Point, FeedError>> + Send;
+}
