@@ -1,1 +1,18 @@
-//! placeholder
+//! ratecast-fetcher: turns an upstream rates URL into one stored point per asset per second.
+//!
+//! A [`RateSource`] yields the current quotes (the Emcont/FXCM JSONP feed over HTTP,
+//! or a simulated random walk); the [`Poller`] asks it once per wall-clock second and
+//! writes the resulting points into a [`PointSink`](ratecast_core::PointSink).
+//! Failures skip seconds, they never invent values and never stop the poller.
+
+pub mod emcont;
+pub mod http;
+pub mod poller;
+pub mod simulated;
+pub mod source;
+pub mod throttle;
+
+pub use http::{HttpSource, HttpSourceConfig};
+pub use poller::{Clock, Poller, PollerStats, SystemClock, TickReport};
+pub use simulated::SimulatedSource;
+pub use source::{FetchError, QuoteError, Quotes, RateSource};

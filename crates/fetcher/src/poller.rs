@@ -1,0 +1,472 @@
+//! The poller: once per wall-clock second, fetch quotes and store one point per asset.
+//!
+//! Ticks fall on second boundaries of the wall clock, computed afresh each time,
+//! so the loop never drifts (an hour is 3600 ticks). Each tick stamps its points
+//! with its own second; a tick that runs late skips the seconds it missed rather
+//! than stamping two points with one time. Failures are counted in
+//! [`PollerStats`] and logged through a [`FailureThrottle`]: a start line, a
+//! summary a minute, a recovery line.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use ratecast_core::{AssetId, AssetList, InsertReport, Point, PointSink, StoreError, time};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    source::{FetchError, QuoteError, RateSource},
+    throttle::{FailureThrottle, Report},
+};
+
+/// Seconds between "still failing" log summaries.
+const LOG_SUMMARY_INTERVAL_SECS: i64 = 60;
+
+/// Wall-clock time since the Unix epoch; injected so tests can run an hour in a moment.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Duration;
+}
+
+/// The real wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        time::unix_now()
+    }
+}
+
+/// The next tick after `now`: its Unix second and how long to wait for it.
+/// Never repeats or goes back before `last`, even if the clock does.
+pub fn next_tick(now: Duration, last: Option<i64>) -> (i64, Duration) {
+    let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let boundary = now_secs.saturating_add(1);
+    let second = last.map_or(boundary, |last| boundary.max(last + 1));
+    let target = Duration::from_secs(u64::try_from(second).unwrap_or(u64::MAX));
+    (second, target.saturating_sub(now))
+}
+
+/// Counters of everything the poller did, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct PollerStats {
+    pub ticks: AtomicU64,
+    /// Seconds skipped because a tick ran late.
+    pub missed_ticks: AtomicU64,
+    pub points_stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub store_failures: AtomicU64,
+    /// Whole-fetch failures by [`FetchError::kind`].
+    fetch_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Skipped quotes by [`QuoteError::kind`].
+    quote_skips: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl PollerStats {
+    pub fn fetch_failures(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.fetch_failures).clone()
+    }
+
+    pub fn quote_skips(&self) -> BTreeMap<&'static str, u64> {
+        lock(&self.quote_skips).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn bump(counts: &Mutex<BTreeMap<&'static str, u64>>, kind: &'static str) {
+    *lock(counts).entry(kind).or_default() += 1;
+}
+
+/// What one tick did.
+#[derive(Debug, Default)]
+pub struct TickReport {
+    pub second: i64,
+    pub fetch_error: Option<FetchError>,
+    pub skipped: Vec<(AssetId, QuoteError)>,
+    pub stored: Option<Result<InsertReport, StoreError>>,
+}
+
+/// Polls a [`RateSource`] once a second into a [`PointSink`].
+pub struct Poller<R, K> {
+    source: R,
+    sink: K,
+    assets: AssetList,
+    stats: Arc<PollerStats>,
+    upstream_log: FailureThrottle,
+    store_log: FailureThrottle,
+    lag_log: FailureThrottle,
+    /// One throttle per asset, in id order, for that asset's skipped quotes.
+    quote_logs: Vec<FailureThrottle>,
+}
+
+impl<R: RateSource, K: PointSink> Poller<R, K> {
+    pub fn new(source: R, sink: K, assets: AssetList) -> Self {
+        let throttle = || FailureThrottle::new(LOG_SUMMARY_INTERVAL_SECS);
+        Self {
+            quote_logs: assets.iter().map(|_| throttle()).collect(),
+            source,
+            sink,
+            assets,
+            stats: Arc::default(),
+            upstream_log: throttle(),
+            store_log: throttle(),
+            lag_log: throttle(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<PollerStats> {
+        self.stats.clone()
+    }
+
+    /// Runs ticks on the wall clock until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.run_with_clock(SystemClock, shutdown).await;
+    }
+
+    #[tracing::instrument(name = "poller", skip_all)]
+    pub async fn run_with_clock<C: Clock>(mut self, clock: C, shutdown: CancellationToken) {
+        info!(source = %self.source.describe(), assets = %self.assets, "poller started");
+        let mut last: Option<i64> = None;
+        loop {
+            let (second, wait) = next_tick(clock.now(), last);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+            if let Some(last) = last {
+                self.note_missed_ticks(second, second - last - 1);
+            }
+            last = Some(second);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = self.poll_once(second) => {}
+            }
+        }
+        info!("poller stopped");
+    }
+
+    fn note_missed_ticks(&mut self, second: i64, missed: i64) {
+        if missed <= 0 {
+            return;
+        }
+        self.stats
+            .missed_ticks
+            .fetch_add(missed as u64, Ordering::Relaxed);
+        if matches!(
+            self.lag_log.failure(second),
+            Report::Started | Report::StillFailing { .. }
+        ) {
+            warn!(
+                missed,
+                "poller ran late and skipped seconds (is the process starved of CPU?)"
+            );
+        }
+    }
+
+    /// One tick: fetch, turn quotes into points stamped `second`, store them.
+    pub async fn poll_once(&mut self, second: i64) -> TickReport {
+        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        let mut report = TickReport {
+            second,
+            ..TickReport::default()
+        };
+        let quotes = match self.source.fetch().await {
+            Ok(quotes) => {
+                if let Report::Recovered { failures, since } = self.upstream_log.success() {
+                    info!(failed_seconds = failures, since, "upstream recovered");
+                }
+                quotes
+            }
+            Err(error) => {
+                bump(&self.stats.fetch_failures, error.kind());
+                log_failure(
+                    &mut self.upstream_log,
+                    second,
+                    "upstream fetch failed; second skipped",
+                    &error,
+                );
+                report.fetch_error = Some(error);
+                return report;
+            }
+        };
+        let mut points = Vec::with_capacity(self.assets.len());
+        for (asset, log) in self.assets.iter().zip(&mut self.quote_logs) {
+            match quotes.get(&asset.name) {
+                Ok(value) => {
+                    if let Report::Recovered { failures, since } = log.success() {
+                        info!(asset = %asset.name, failed_seconds = failures, since, "quotes recovered");
+                    }
+                    points.push(Point {
+                        asset_id: asset.id,
+                        asset_name: asset.name.clone(),
+                        time: second,
+                        value,
+                    });
+                }
+                Err(error) => {
+                    bump(&self.stats.quote_skips, error.kind());
+                    log_failure(
+                        log,
+                        second,
+                        &format!("no usable quote for {}; second skipped", asset.name),
+                        &error,
+                    );
+                    report.skipped.push((asset.id, error));
+                }
+            }
+        }
+        if !points.is_empty() {
+            report.stored = Some(self.store(second, &points).await);
+        }
+        report
+    }
+
+    async fn store(&mut self, second: i64, points: &[Point]) -> Result<InsertReport, StoreError> {
+        let result = self.sink.insert(points).await;
+        match &result {
+            Ok(inserted) => {
+                self.stats
+                    .points_stored
+                    .fetch_add(inserted.inserted as u64, Ordering::Relaxed);
+                self.stats
+                    .duplicates
+                    .fetch_add(inserted.duplicates as u64, Ordering::Relaxed);
+                if let Report::Recovered { failures, since } = self.store_log.success() {
+                    info!(failed_seconds = failures, since, "store recovered");
+                }
+            }
+            Err(error) => {
+                self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                log_failure(
+                    &mut self.store_log,
+                    second,
+                    "storing points failed; second lost",
+                    error,
+                );
+            }
+        }
+        result
+    }
+}
+
+fn log_failure(
+    throttle: &mut FailureThrottle,
+    second: i64,
+    what: &str,
+    error: &(dyn std::error::Error + 'static),
+) {
+    match throttle.failure(second) {
+        Report::Started => warn!(error = %ErrorChain(error), "{what}"),
+        Report::StillFailing { failures, since } => warn!(
+            error = %ErrorChain(error),
+            failures_since_last_report = failures,
+            failing_since = since,
+            "still failing: {what}"
+        ),
+        Report::Quiet | Report::Recovered { .. } => {}
+    }
+}
+
+/// Displays an error with its sources: `outer: inner: root`.
+pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            write!(f, ": {error}")?;
+            source = error.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use ratecast_core::{MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::{emcont::ParseError, source::Quotes};
+
+    /// A clock that follows tokio's (pausable) time from a fixed Unix start.
+    struct TokioClock {
+        origin: Instant,
+        unix_origin: Duration,
+    }
+
+    impl Clock for TokioClock {
+        fn now(&self) -> Duration {
+            self.unix_origin + self.origin.elapsed()
+        }
+    }
+
+    /// A source that scripts each call's result by call number.
+    struct Scripted {
+        calls: AtomicUsize,
+        script: fn(usize) -> Result<Quotes, FetchError>,
+    }
+
+    impl RateSource for Scripted {
+        async fn fetch(&self) -> Result<Quotes, FetchError> {
+            let n = self.calls.fetch_add(1, Ordering::Relaxed);
+            (self.script)(n)
+        }
+
+        fn describe(&self) -> String {
+            "scripted".into()
+        }
+    }
+
+    fn assets() -> AssetList {
+        "EURUSD,USDJPY".parse().expect("valid")
+    }
+
+    fn both_quoted(n: usize) -> Result<Quotes, FetchError> {
+        let v = 1.0 + n as f64 / 1000.0;
+        Ok([
+            ("EURUSD".to_owned(), Ok(v)),
+            ("USDJPY".to_owned(), Ok(150.0)),
+        ]
+        .into_iter()
+        .collect())
+    }
+
+    fn poller(
+        script: fn(usize) -> Result<Quotes, FetchError>,
+    ) -> (Poller<Scripted, MemoryStore>, MemoryStore) {
+        let store = MemoryStore::new(assets(), DEFAULT_RETENTION_SECS);
+        let source = Scripted {
+            calls: AtomicUsize::new(0),
+            script,
+        };
+        (Poller::new(source, store.clone(), assets()), store)
+    }
+
+    #[test]
+    fn next_tick_lands_on_the_next_second_boundary() {
+        assert_eq!(
+            next_tick(Duration::from_millis(10_250), None),
+            (11, Duration::from_millis(750))
+        );
+        assert_eq!(
+            next_tick(Duration::from_secs(10), None),
+            (11, Duration::from_secs(1))
+        );
+        // A clock that went back must not repeat a stamped second.
+        assert_eq!(
+            next_tick(Duration::from_millis(9_500), Some(11)),
+            (12, Duration::from_millis(2_500))
+        );
+        // A late loop skips ahead instead of catching up with stale stamps.
+        assert_eq!(
+            next_tick(Duration::from_millis(15_100), Some(11)),
+            (16, Duration::from_millis(900))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_hour_of_wall_clock_is_exactly_3600_ticks_and_points_per_asset() {
+        let (poller, store) = poller(both_quoted);
+        let stats = poller.stats();
+        let clock = TokioClock {
+            origin: Instant::now(),
+            unix_origin: Duration::from_millis(1_700_000_000_300),
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(poller.run_with_clock(clock, shutdown.clone()));
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        shutdown.cancel();
+        task.await.expect("poller task ends");
+        assert_eq!(stats.ticks.load(Ordering::Relaxed), 3600);
+        assert_eq!(stats.missed_ticks.load(Ordering::Relaxed), 0);
+        let history = store
+            .history(AssetId(1), 0, i64::MAX)
+            .await
+            .expect("history");
+        let times: Vec<i64> = history.iter().map(|p| p.time).collect();
+        assert_eq!(times, (1_700_000_001..=1_700_003_600).collect::<Vec<_>>());
+        assert_eq!(store.len(), 7200);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_skips_the_second_and_the_next_one_works() {
+        let (mut poller, store) = poller(|n| {
+            if n == 1 {
+                Err(FetchError::Parse(ParseError::NoRates))
+            } else {
+                both_quoted(n)
+            }
+        });
+        for second in 100..103 {
+            poller.poll_once(second).await;
+        }
+        let times: Vec<i64> = store
+            .history(AssetId(2), 0, 1000)
+            .await
+            .expect("history")
+            .iter()
+            .map(|p| p.time)
+            .collect();
+        assert_eq!(
+            times,
+            vec![100, 102],
+            "second 101 is a gap, not an invented value"
+        );
+        assert_eq!(poller.stats().fetch_failures().get("parse"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn a_bad_quote_skips_only_its_asset() {
+        let (mut poller, store) = poller(|_| {
+            Ok([
+                (
+                    "EURUSD".to_owned(),
+                    Err(QuoteError::MissingField { field: "Ask" }),
+                ),
+                ("USDJPY".to_owned(), Ok(150.25)),
+            ]
+            .into_iter()
+            .collect())
+        });
+        let report = poller.poll_once(500).await;
+        assert_eq!(
+            report.skipped,
+            vec![(AssetId(1), QuoteError::MissingField { field: "Ask" })]
+        );
+        assert!(
+            store
+                .history(AssetId(1), 0, 1000)
+                .await
+                .expect("history")
+                .is_empty()
+        );
+        let jpy = store.history(AssetId(2), 0, 1000).await.expect("history");
+        assert_eq!((jpy[0].time, jpy[0].value), (500, 150.25));
+        assert_eq!(poller.stats().quote_skips().get("missing_field"), Some(&1));
+    }
+
+    #[tokio::test]
+    async fn the_same_second_twice_stores_one_point() {
+        let (mut poller, store) = poller(both_quoted);
+        poller.poll_once(7).await;
+        let report = poller.poll_once(7).await;
+        let stored = report.stored.expect("stored").expect("no error");
+        assert_eq!((stored.inserted, stored.duplicates), (0, 2));
+        assert_eq!(store.len(), 2);
+    }
+}
