@@ -1,0 +1,299 @@
+//! The hub: per asset, the 30-minute window, the shared `asset_history` frame and
+//! the broadcast of serialized `point` frames.
+//!
+//! The hub owns all per-asset state; sessions only read from it. Each asset has one
+//! small mutex held for a few microseconds (never across `.await`): applying a point
+//! and subscribing take the same lock, so a subscriber's history and its first live
+//! point meet with no hole and no duplicate. A point is serialized once, outside the
+//! lock, and every subscriber receives the same bytes. The history frame is built at
+//! most once per change of the window and then shared by every subscriber.
+
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use bytestring::ByteString;
+use ratecast_core::{
+    Asset, AssetId, AssetList, Point,
+    protocol::{assets_frame, history_frame, point_frame},
+    time::history_cutoff,
+    window::Window,
+};
+use tokio::sync::broadcast;
+
+/// Point frames buffered per asset for subscribers, shared by all of them.
+///
+/// Slow-consumer policy: a subscriber that falls more than this many points behind
+/// (about a minute at one point a second) misses frames, which its session sees as
+/// `Lagged` and answers by closing the connection with 1008 "slow consumer" (the
+/// client reconnects and resubscribes). The buffer is one ring per asset, so its
+/// memory does not grow with the number of subscribers.
+pub const POINT_BUFFER: usize = 64;
+
+/// Shared state of all subscribers; one per API process.
+pub struct Hub {
+    assets: AssetList,
+    /// The `assets` answer, built once: the list never changes while running.
+    assets_frame: ByteString,
+    /// One channel per asset, in id order.
+    channels: Box<[Channel]>,
+    /// Whether the window has been loaded from the store and the feed is live.
+    ready: AtomicBool,
+    /// History frames built so far (each then shared by many subscribers).
+    history_builds: AtomicU64,
+}
+
+struct Channel {
+    asset: Asset,
+    state: Mutex<ChannelState>,
+}
+
+struct ChannelState {
+    window: Window,
+    /// The serialized history of `window`, built on the first subscribe after a
+    /// change and shared until the next one.
+    history: Option<ByteString>,
+    points: broadcast::Sender<ByteString>,
+}
+
+/// What a subscriber gets: the history so far and the live points after it.
+pub struct Subscription {
+    pub asset: Asset,
+    /// The `asset_history` frame.
+    pub history: ByteString,
+    /// Every `point` frame of this asset applied after `history` was taken.
+    pub points: broadcast::Receiver<ByteString>,
+}
+
+impl Hub {
+    pub fn new(assets: AssetList) -> Self {
+        let channels = assets
+            .iter()
+            .map(|asset| Channel {
+                asset: asset.clone(),
+                state: Mutex::new(ChannelState {
+                    window: Window::new(),
+                    history: None,
+                    points: broadcast::channel(POINT_BUFFER).0,
+                }),
+            })
+            .collect();
+        Self {
+            assets_frame: assets_frame(&assets),
+            assets,
+            channels,
+            ready: AtomicBool::new(false),
+            history_builds: AtomicU64::new(0),
+        }
+    }
+
+    pub fn assets(&self) -> &AssetList {
+        &self.assets
+    }
+
+    pub fn assets_frame(&self) -> ByteString {
+        self.assets_frame.clone()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// How many history frames were serialized (not served) so far.
+    pub fn history_builds(&self) -> u64 {
+        self.history_builds.load(Ordering::Relaxed)
+    }
+
+    fn channel(&self, id: AssetId) -> Option<&Channel> {
+        self.channels.get(self.assets.index_of(id)?)
+    }
+
+    /// Adds a stored point and pushes it to the asset's subscribers. Returns
+    /// `false` (and sends nothing) for an unknown asset or a point not newer
+    /// than the newest one already applied.
+    pub fn apply(&self, point: &Point, now: i64) -> bool {
+        let Some(channel) = self.channel(point.asset_id) else {
+            return false;
+        };
+        if channel
+            .lock()
+            .window
+            .newest()
+            .is_some_and(|newest| point.time <= newest)
+        {
+            return false;
+        }
+        let frame = point_frame(point);
+        let mut state = channel.lock();
+        if !state.window.push(point.time, point.value) {
+            return false;
+        }
+        state.window.evict_before(history_cutoff(now));
+        state.history = None;
+        // An error only means nobody is subscribed to this asset right now.
+        let _ = state.points.send(frame);
+        true
+    }
+
+    /// Subscribes to `id`: its current history frame and a receiver of every
+    /// later point. `None` for an unknown asset.
+    pub fn subscribe(&self, id: AssetId, now: i64) -> Option<Subscription> {
+        let channel = self.channel(id)?;
+        let mut state = channel.lock();
+        if state.window.evict_before(history_cutoff(now)) {
+            state.history = None;
+        }
+        let history = match &state.history {
+            Some(frame) => frame.clone(),
+            None => {
+                let frame = history_frame(&channel.asset, state.window.since(i64::MIN));
+                self.history_builds.fetch_add(1, Ordering::Relaxed);
+                state.history = Some(frame.clone());
+                frame
+            }
+        };
+        Some(Subscription {
+            asset: channel.asset.clone(),
+            history,
+            points: state.points.subscribe(),
+        })
+    }
+
+    /// Drops points that left the history span, so memory stays bounded and a
+    /// quiet asset's history does not go stale.
+    pub fn evict_expired(&self, now: i64) {
+        for channel in &self.channels {
+            let mut state = channel.lock();
+            if state.window.evict_before(history_cutoff(now)) {
+                state.history = None;
+            }
+        }
+    }
+
+    /// Points held per asset, in id order.
+    pub fn window_sizes(&self) -> Vec<usize> {
+        self.channels
+            .iter()
+            .map(|c| c.lock().window.len())
+            .collect()
+    }
+
+    /// Current subscribers per asset, in id order.
+    pub fn subscriber_counts(&self) -> Vec<usize> {
+        self.channels
+            .iter()
+            .map(|c| c.lock().points.receiver_count())
+            .collect()
+    }
+}
+
+impl Channel {
+    fn lock(&self) -> MutexGuard<'_, ChannelState> {
+        // The state stays consistent at every await-free step, so a panic elsewhere
+        // while holding the lock leaves nothing half-done worth refusing service for.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratecast_core::time::HISTORY_SPAN_SECS;
+    use serde_json::Value;
+
+    use super::*;
+
+    const NOW: i64 = 1_700_000_000;
+
+    fn hub() -> Hub {
+        Hub::new("EURUSD,USDJPY".parse().expect("valid"))
+    }
+
+    fn point(asset: u32, time: i64, value: f64) -> Point {
+        Point {
+            asset_id: AssetId(asset),
+            asset_name: if asset == 1 { "EURUSD" } else { "USDJPY" }.into(),
+            time,
+            value,
+        }
+    }
+
+    fn history_times(frame: &str) -> Vec<i64> {
+        let json: Value = serde_json::from_str(frame).expect("history is JSON");
+        json["message"]["points"]
+            .as_array()
+            .expect("points array")
+            .iter()
+            .map(|p| p["time"].as_i64().expect("time"))
+            .collect()
+    }
+
+    #[test]
+    fn history_then_live_points_meet_without_hole_or_duplicate() {
+        let hub = hub();
+        hub.apply(&point(1, NOW - 2, 1.0), NOW);
+        hub.apply(&point(1, NOW - 1, 1.1), NOW);
+        let mut sub = hub.subscribe(AssetId(1), NOW).expect("known asset");
+        hub.apply(&point(1, NOW, 1.2), NOW);
+        assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1]);
+        let live = sub.points.try_recv().expect("the next point is queued");
+        assert!(live.contains(&format!("\"time\":{NOW}")), "{live}");
+        assert!(sub.points.try_recv().is_err(), "nothing else");
+    }
+
+    #[test]
+    fn stale_and_repeated_points_are_not_pushed() {
+        let hub = hub();
+        let mut sub = hub.subscribe(AssetId(2), NOW).expect("known asset");
+        assert!(hub.apply(&point(2, NOW, 150.0), NOW));
+        assert!(!hub.apply(&point(2, NOW, 151.0), NOW), "same second");
+        assert!(!hub.apply(&point(2, NOW - 5, 149.0), NOW), "older");
+        assert!(!hub.apply(&point(9, NOW, 1.0), NOW), "unknown asset");
+        assert!(sub.points.try_recv().is_ok());
+        assert!(sub.points.try_recv().is_err());
+    }
+
+    #[test]
+    fn the_history_frame_is_built_once_per_change_and_shared() {
+        let hub = hub();
+        hub.apply(&point(1, NOW, 1.0), NOW);
+        let a = hub.subscribe(AssetId(1), NOW).expect("asset").history;
+        let b = hub.subscribe(AssetId(1), NOW).expect("asset").history;
+        assert_eq!(hub.history_builds(), 1);
+        assert_eq!(
+            a.as_bytes().as_ptr(),
+            b.as_bytes().as_ptr(),
+            "same bytes, not a copy"
+        );
+        hub.apply(&point(1, NOW + 1, 1.1), NOW + 1);
+        let c = hub.subscribe(AssetId(1), NOW + 1).expect("asset").history;
+        assert_eq!(hub.history_builds(), 2);
+        assert_eq!(history_times(&c), vec![NOW, NOW + 1]);
+    }
+
+    #[test]
+    fn history_holds_only_the_last_1800_seconds() {
+        let hub = hub();
+        for t in NOW - 2000..=NOW {
+            hub.apply(&point(1, t, 1.0), NOW);
+        }
+        let times = history_times(&hub.subscribe(AssetId(1), NOW).expect("asset").history);
+        assert_eq!(times.len(), HISTORY_SPAN_SECS as usize);
+        assert_eq!(times.first(), Some(&(NOW - 1799)));
+        // Later, with no new points, expired ones leave the window and the frame.
+        let later = history_times(
+            &hub.subscribe(AssetId(1), NOW + 1000)
+                .expect("asset")
+                .history,
+        );
+        assert_eq!(later.first(), Some(&(NOW - 799)));
+        hub.evict_expired(NOW + 5000);
+        assert_eq!(hub.window_sizes(), vec![0, 0]);
+    }
+}

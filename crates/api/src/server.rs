@@ -1,0 +1,160 @@
+//! The HTTP side: actix-web routes, websocket upgrades and the server lifecycle.
+//!
+//! `GET /` upgrades websocket requests into sessions and answers plain requests
+//! with a short hint; `/healthz` is liveness, `/readyz` readiness (the hub's window
+//! is loaded and its feed is live). Sessions run on the worker that accepted them
+//! and are tracked, so shutdown can wait for every one to send its close frame.
+
+use std::{io, net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{
+    App, HttpRequest, HttpResponse, HttpServer,
+    http::header::{self, ContentType},
+    web,
+};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::info;
+
+use crate::{
+    hub::Hub,
+    session::{SessionConfig, run_session},
+};
+
+/// Server-wide settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub session: SessionConfig,
+    /// actix worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Connections each worker accepts at once.
+    pub max_connections_per_worker: usize,
+    /// How long shutdown waits for sessions to close before giving up on them.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            session: SessionConfig::default(),
+            workers: 0,
+            max_connections_per_worker: 25_000,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every request handler shares.
+struct AppState {
+    hub: Arc<Hub>,
+    session: SessionConfig,
+    /// Cancelled at shutdown; every session watches it and closes with 1001.
+    shutdown: CancellationToken,
+    /// Every live session, so shutdown can wait for their close frames.
+    sessions: TaskTracker,
+}
+
+/// Serves HTTP and websockets on `listener` until `shutdown` is cancelled, then
+/// closes every session with 1001 and returns once they are gone (or the
+/// shutdown timeout passed).
+pub async fn serve(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    config: ServerConfig,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let sessions = TaskTracker::new();
+    let state = web::Data::new(AppState {
+        hub,
+        session: config.session.clone(),
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    });
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/", web::get().to(index))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .disable_signals()
+    .max_connections(config.max_connections_per_worker)
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .listen(listener)?;
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    let server = server.run();
+    let handle = server.handle();
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => return served,
+        () = shutdown.cancelled() => {}
+    }
+    info!("shutting down: closing websocket sessions");
+    sessions.close();
+    if tokio::time::timeout(config.shutdown_timeout, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(left = sessions.len(), "sessions did not close in time");
+    }
+    // The server future processes the stop command, so it must be polled meanwhile.
+    let (served, ()) = tokio::join!(server, handle.stop(true));
+    served
+}
+
+async fn index(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> actix_web::Result<HttpResponse> {
+    if !is_websocket_upgrade(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body(
+                "ratecast: connect a websocket client to this URL and send \
+             {\"action\":\"assets\",\"message\":{}}\n",
+            ));
+    }
+    if state.shutdown.is_cancelled() {
+        return Ok(HttpResponse::ServiceUnavailable().body("shutting down\n"));
+    }
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream
+        .max_frame_size(state.session.max_message_bytes)
+        .aggregate_continuations();
+    let task = run_session(
+        state.hub.clone(),
+        session,
+        stream,
+        state.session.clone(),
+        state.shutdown.clone(),
+    );
+    actix_web::rt::spawn(state.sessions.track_future(task));
+    Ok(response)
+}
+
+fn is_websocket_upgrade(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("ok\n")
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.hub.is_ready() {
+        HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body("ready\n")
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .content_type(ContentType::plaintext())
+            .body("not ready: history window not loaded or live feed down\n")
+    }
+}

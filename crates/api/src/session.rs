@@ -1,0 +1,197 @@
+//! One websocket connection: parse client frames, answer them, forward the points
+//! of the subscribed asset, keep the connection alive and close it with a reason.
+//!
+//! The loop has one shape: `select!` over {client frame, point frame, heartbeat
+//! tick, shutdown}; every way out is a `break` with a [`CloseReason`], and the close
+//! frame is sent once, after the loop. Nothing a client sends can panic it: bad
+//! input is answered with an `error` frame and the connection stays open.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use bytestring::ByteString;
+use futures_util::StreamExt;
+use ratecast_core::{
+    protocol::{ClientRequest, ErrorCode, RequestError, error_frame, parse_request},
+    time::unix_now_secs,
+};
+use tokio::{sync::broadcast::error::RecvError, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::hub::{Hub, Subscription};
+
+/// Per-connection limits and timers.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// How often the server pings.
+    pub ping_interval: Duration,
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// Largest client message accepted; larger ones close the connection with 1009.
+    pub max_message_bytes: usize,
+    /// A frame the client does not take within this time marks it a slow
+    /// consumer: the connection is closed rather than left holding memory.
+    pub send_timeout: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            max_message_bytes: 4096,
+            send_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a session ended; the close frame, if any, is derived from it.
+#[derive(Debug)]
+enum Exit {
+    /// The client sent Close or the TCP stream ended: answer with a normal close.
+    ClientGone,
+    Shutdown,
+    Idle,
+    SlowConsumer,
+    TooBig,
+    Protocol(String),
+    /// The outbound side broke; no close frame can be sent.
+    SendFailed,
+}
+
+impl Exit {
+    fn close_reason(&self) -> Option<CloseReason> {
+        let reason = |code, text: &str| {
+            Some(CloseReason {
+                code,
+                description: Some(text.to_owned()),
+            })
+        };
+        match self {
+            Self::ClientGone => Some(CloseCode::Normal.into()),
+            Self::Shutdown => reason(CloseCode::Away, "going away: server shutting down"),
+            Self::Idle => reason(CloseCode::Normal, "idle timeout"),
+            Self::SlowConsumer => reason(CloseCode::Policy, "slow consumer"),
+            Self::TooBig => reason(CloseCode::Size, "message too big"),
+            Self::Protocol(text) => reason(CloseCode::Protocol, text),
+            Self::SendFailed => None,
+        }
+    }
+}
+
+/// Drives one connection until it ends.
+pub async fn run_session(
+    hub: Arc<Hub>,
+    mut session: Session,
+    stream: AggregatedMessageStream,
+    config: SessionConfig,
+    shutdown: CancellationToken,
+) {
+    let mut stream = stream.max_continuation_size(config.max_message_bytes);
+    let mut subscription: Option<Subscription> = None;
+    let mut last_heard = Instant::now();
+    let mut heartbeat =
+        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let exit = loop {
+        let step = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Err(Exit::Shutdown),
+            message = stream.next() => {
+                last_heard = Instant::now();
+                match message {
+                    Some(Ok(message)) => {
+                        on_message(&hub, &mut session, &mut subscription, message, &config).await
+                    }
+                    Some(Err(actix_ws::ProtocolError::Overflow)) => Err(Exit::TooBig),
+                    Some(Err(error)) => Err(Exit::Protocol(error.to_string())),
+                    None => Err(Exit::ClientGone),
+                }
+            }
+            frame = next_point(&mut subscription) => match frame {
+                Ok(frame) => send(&mut session, frame, &config).await,
+                Err(RecvError::Lagged(_)) => Err(Exit::SlowConsumer),
+                // The hub never drops a sender while running; treat it as shutdown.
+                Err(RecvError::Closed) => Err(Exit::Shutdown),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() >= config.idle_timeout {
+                    Err(Exit::Idle)
+                } else {
+                    session.ping(b"").await.map_err(|_| Exit::SendFailed)
+                }
+            }
+        };
+        if let Err(exit) = step {
+            break exit;
+        }
+    };
+    debug!(?exit, "session ended");
+    drop(subscription);
+    if let Some(reason) = exit.close_reason() {
+        // A client that stopped reading must not hold the task: bound the close.
+        let _ = tokio::time::timeout(config.send_timeout, session.close(Some(reason))).await;
+    }
+}
+
+/// The next point frame of the subscription; pending forever when there is none.
+async fn next_point(subscription: &mut Option<Subscription>) -> Result<ByteString, RecvError> {
+    match subscription {
+        Some(subscription) => subscription.points.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send(
+    session: &mut Session,
+    frame: ByteString,
+    config: &SessionConfig,
+) -> Result<(), Exit> {
+    match tokio::time::timeout(config.send_timeout, session.text(frame)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_closed)) => Err(Exit::SendFailed),
+        Err(_elapsed) => Err(Exit::SlowConsumer),
+    }
+}
+
+async fn on_message(
+    hub: &Hub,
+    session: &mut Session,
+    subscription: &mut Option<Subscription>,
+    message: AggregatedMessage,
+    config: &SessionConfig,
+) -> Result<(), Exit> {
+    match message {
+        AggregatedMessage::Text(text) => match parse_request(&text, hub.assets()) {
+            Ok(ClientRequest::Assets) => send(session, hub.assets_frame(), config).await,
+            Ok(ClientRequest::Subscribe { asset }) => {
+                match hub.subscribe(asset.id, unix_now_secs()) {
+                    Some(new) => {
+                        let history = new.history.clone();
+                        // Replacing drops the old receiver before the new history is
+                        // sent: no point of the old asset can follow `asset_history`.
+                        *subscription = Some(new);
+                        send(session, history, config).await
+                    }
+                    None => {
+                        let error = RequestError::new(ErrorCode::UnknownAsset, "unknown asset");
+                        send(session, error_frame(&error), config).await
+                    }
+                }
+            }
+            Err(error) => send(session, error_frame(&error), config).await,
+        },
+        AggregatedMessage::Binary(_) => {
+            let error = RequestError::new(
+                ErrorCode::BinaryNotSupported,
+                "binary frames are not supported; send JSON text frames",
+            );
+            send(session, error_frame(&error), config).await
+        }
+        AggregatedMessage::Ping(payload) => {
+            session.pong(&payload).await.map_err(|_| Exit::SendFailed)
+        }
+        AggregatedMessage::Pong(_) => Ok(()),
+        AggregatedMessage::Close(_) => Err(Exit::ClientGone),
+    }
+}
