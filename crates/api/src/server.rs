@@ -9,6 +9,7 @@ use std::{io, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
+    dev::Server,
     http::header::{self, ContentType},
     web,
 };
@@ -69,21 +70,7 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
     });
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/", web::get().to(index))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-    })
-    .disable_signals()
-    .max_connections(config.max_connections_per_worker)
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
-    .listen(listener)?;
-    if config.workers > 0 {
-        server = server.workers(config.workers);
-    }
-    let server = server.run();
+    let server = build_server(listener, state, &config)?;
     let handle = server.handle();
     tokio::pin!(server);
     tokio::select! {
@@ -101,6 +88,30 @@ pub async fn serve(
     // The server future processes the stop command, so it must be polled meanwhile.
     let (served, ()) = tokio::join!(server, handle.stop(true));
     served
+}
+
+/// Builds the actix server; a plain function because actix's builder is not
+/// `Send` and must not live across an `.await` of [`serve`].
+fn build_server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    config: &ServerConfig,
+) -> io::Result<Server> {
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/", web::get().to(index))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .disable_signals()
+    .max_connections(config.max_connections_per_worker)
+    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .listen(listener)?;
+    if config.workers > 0 {
+        server = server.workers(config.workers);
+    }
+    Ok(server.run())
 }
 
 async fn index(

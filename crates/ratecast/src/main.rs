@@ -1,6 +1,6 @@
 //! `ratecast`: parse the configuration, set up logs, bind, run until a signal.
 
-use std::{net::TcpListener, process::ExitCode};
+use std::{io::IsTerminal, net::TcpListener, process::ExitCode};
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, error::ErrorKind};
@@ -85,7 +85,8 @@ fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,0 +1,163 @@
+//! The all-in-one service end to end: a real HTTP upstream on loopback, the
+//! fetcher polling it, the embedded store, the API and real websocket clients.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Client, FakeUpstream, Reply, Service, WAIT, rates_body};
+
+/// Waits until the upstream has answered `more` further requests.
+async fn wait_requests(upstream: &FakeUpstream, more: usize) {
+    let target = upstream.requests() + more;
+    tokio::time::timeout(WAIT, async {
+        while upstream.requests() < target {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the poller kept polling");
+}
+
+/// The next live point of `client` whose value is `value`.
+async fn wait_for_value(client: &mut Client, value: f64) -> Value {
+    loop {
+        let point = client.expect("point").await;
+        if point["value"].as_f64() == Some(value) {
+            return point;
+        }
+    }
+}
+
+#[tokio::test]
+async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
+    let upstream = FakeUpstream::start(Reply::Body(rates_body(&[
+        ("EURUSD", "1.09107", "1.0913"),
+        ("COIN.us", "160.15", "160.27"),
+    ])))
+    .await;
+    let service =
+        Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
+    let mut client = Client::connect(service.addr).await;
+    client.subscribe(1).await;
+    let first = client.expect("point").await;
+    let second = client.expect("point").await;
+    for point in [&first, &second] {
+        assert_eq!(point["assetName"], "EURUSD");
+        assert_eq!(point["assetId"], 1);
+        assert_eq!(point["value"], 1.091185);
+    }
+    let (t1, t2) = (
+        first["time"].as_i64().expect("time"),
+        second["time"].as_i64().expect("time"),
+    );
+    assert_eq!(
+        t2,
+        t1 + 1,
+        "one point per second, stamped with consecutive seconds"
+    );
+    let now = ratecast_core::time::unix_now_secs();
+    assert!(
+        (now - 3..=now + 1).contains(&t2),
+        "stamped with the current second: {t2} vs {now}"
+    );
+    // USDJPY is absent upstream: its history stays empty, nothing is invented.
+    assert!(client.subscribe(2).await.is_empty());
+    service.shutdown.cancel();
+    service.task.await.expect("task").expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_failures_skip_seconds_and_never_become_points_or_stop_the_poller() {
+    let good = rates_body(&[("EURUSD", "1.1", "1.2")]);
+    let upstream = FakeUpstream::start(Reply::Body(good)).await;
+    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
+    let mut client = Client::connect(service.addr).await;
+    client.subscribe(1).await;
+    wait_for_value(&mut client, 1.15).await;
+
+    let failures = [
+        Reply::Status(500),
+        Reply::Status(404),
+        Reply::Body("<html>Bad Gateway</html>".into()),
+        Reply::Body(r#"null({"Rates":[{"Symbol":"EURUSD","Bid":"n/a","Ask":"1.2"}]});"#.into()),
+        Reply::Body(r#"null({"Rates":[{"Symbol":"EURUSD","Ask":"1.2"}]});"#.into()),
+        Reply::Truncated(rates_body(&[("EURUSD", "1.1", "1.2")])),
+        Reply::Huge(10 * 1024 * 1024),
+        Reply::Hang,
+    ];
+    for failure in failures {
+        upstream.set(failure);
+        wait_requests(&upstream, 2).await;
+    }
+    upstream.set(Reply::Body(rates_body(&[("EURUSD", "1.3", "1.4")])));
+    let recovered = wait_for_value(&mut client, 1.35).await;
+
+    // Everything the store holds is a real quote: 1.15 before, 1.35 after.
+    let mut fresh = Client::connect(service.addr).await;
+    let history = fresh.subscribe(1).await;
+    let recovered_at = recovered["time"].as_i64().expect("time");
+    let mut last = i64::MIN;
+    for point in &history {
+        let (time, value) = (
+            point["time"].as_i64().expect("time"),
+            point["value"].as_f64().expect("value"),
+        );
+        assert!(time > last, "ascending, no duplicates");
+        last = time;
+        let expected = if time < recovered_at {
+            [1.15, 1.35]
+        } else {
+            [1.35, 1.35]
+        };
+        assert!(
+            expected.contains(&value),
+            "invented value {value} at {time}"
+        );
+    }
+    let span = history
+        .last()
+        .and_then(|p| p["time"].as_i64())
+        .expect("points")
+        - history[0]["time"].as_i64().expect("t")
+        + 1;
+    assert!(
+        (history.len() as i64) < span - 8,
+        "the failing seconds are gaps: {} points over {span} s",
+        history.len()
+    );
+    service.shutdown.cancel();
+    service.task.await.expect("task").expect("clean stop");
+}
+
+#[tokio::test]
+async fn without_an_upstream_simulated_rates_come_with_a_full_30_minute_history() {
+    let service = Service::start(&["--assets", "EURUSD,USDJPY"]).await;
+    let mut client = Client::connect(service.addr).await;
+    let history = client.subscribe(2).await;
+    assert!(
+        (1799..=1800).contains(&history.len()),
+        "{} points",
+        history.len()
+    );
+    let times: Vec<i64> = history
+        .iter()
+        .map(|p| p["time"].as_i64().expect("time"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[1] == w[0] + 1),
+        "one point per second, no hole"
+    );
+    for point in &history {
+        let value = point["value"].as_f64().expect("value");
+        assert!(
+            (100.0..200.0).contains(&value),
+            "USDJPY near its level: {value}"
+        );
+    }
+    let live = client.expect("point").await;
+    assert!(live["time"].as_i64().expect("time") > *times.last().expect("non-empty"));
+    service.shutdown.cancel();
+    service.task.await.expect("task").expect("clean stop");
+}
