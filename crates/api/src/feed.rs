@@ -1,37 +1,39 @@
 //! The feed task: keeps the [`Hub`] in step with the store.
 //!
 //! It follows the store from the start of the history window, applies the
-//! snapshot, marks the hub ready and then applies every live point. When the feed
-//! lags or breaks it follows again; the hub refuses points it already has, so a
-//! resync never shows a subscriber a duplicate or an out-of-order point.
+//! snapshot, marks the hub ready and then applies every live point. An interrupted
+//! feed marks the hub not ready until it delivers again; a feed that lags, must
+//! restart or breaks is followed again, after a backoff when it keeps failing. The
+//! hub refuses points it already has, so a resync never shows a subscriber a
+//! duplicate or an out-of-order point. Expired points leave the window as points
+//! arrive and subscribers join (the hub evicts by wall clock on both), so no timer
+//! races the feed.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use ratecast_core::{
     LiveFeed, PointStore,
     store::FeedError,
-    time::{history_cutoff, unix_now_secs},
+    time::{backoff, history_cutoff, unix_now_secs},
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::hub::Hub;
 
-/// The delay before retry `attempt` (0-based): 100 ms doubling up to 10 s.
-pub fn backoff(attempt: u32) -> Duration {
-    const FIRST: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(10);
-    FIRST.saturating_mul(2u32.saturating_pow(attempt)).min(CAP)
-}
-
-/// How often expired points are dropped from the window when no point arrives.
-const EVICT_INTERVAL: Duration = Duration::from_secs(1);
-
 /// Follows `store` into `hub` until `shutdown`.
 #[tracing::instrument(name = "feed", skip_all)]
 pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: CancellationToken) {
-    let mut attempt = 0u32;
+    // Consecutive failures without a delivered point, for the backoff.
+    let mut failures = 0u32;
     loop {
+        if failures > 0 {
+            let delay = backoff(failures - 1);
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
         let now = unix_now_secs();
         let follow = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -41,16 +43,11 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             Ok(follow) => follow,
             Err(error) => {
                 hub.set_ready(false);
-                let delay = backoff(attempt);
-                attempt = attempt.saturating_add(1);
-                warn!(%error, retry_in = ?delay, "cannot load the history window");
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(delay) => continue,
-                }
+                failures = failures.saturating_add(1);
+                warn!(%error, retry_in = ?backoff(failures - 1), "cannot load the history window");
+                continue;
             }
         };
-        attempt = 0;
         let snapshot_len = follow.snapshot.len();
         for point in &follow.snapshot {
             hub.apply(point, now);
@@ -60,42 +57,42 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             points = snapshot_len,
             "history window loaded; following live points"
         );
-        let mut evict = tokio::time::interval(EVICT_INTERVAL);
         let error = loop {
-            tokio::select! {
+            // Only shutdown races the feed: a store's `next` need not be cancel-safe.
+            let next = tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = evict.tick() => hub.evict_expired(unix_now_secs()),
-                next = follow.feed.next() => match next {
-                    Ok(point) => {
-                        hub.apply(&point, unix_now_secs());
+                next = follow.feed.next() => next,
+            };
+            match next {
+                Ok(point) => {
+                    failures = 0;
+                    if !hub.is_ready() {
+                        info!("live feed resumed");
+                        hub.set_ready(true);
                     }
-                    Err(error) => break error,
-                },
+                    hub.apply(&point, unix_now_secs());
+                }
+                Err(FeedError::Interrupted(error)) => {
+                    if hub.is_ready() {
+                        warn!(%error, "live feed interrupted; resuming");
+                        hub.set_ready(false);
+                    }
+                }
+                Err(error) => break error,
             }
         };
         match error {
             FeedError::Lagged { missed } => {
                 warn!(missed, "live feed lagged; reloading the window");
             }
+            FeedError::Reset(reason) => {
+                warn!(%reason, "live feed must restart; reloading the window");
+            }
             error => {
                 hub.set_ready(false);
+                failures = failures.saturating_add(1);
                 warn!(%error, "live feed stopped; following again");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_from_100ms_and_caps_at_10s() {
-        let delays: Vec<u64> = (0..9).map(|a| backoff(a).as_millis() as u64).collect();
-        assert_eq!(
-            delays,
-            vec![100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-        );
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
     }
 }

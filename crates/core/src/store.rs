@@ -73,13 +73,22 @@ pub struct Follow<F> {
     pub feed: F,
 }
 
-/// Why a live feed stopped.
+/// Why a live feed did not deliver a point.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
     /// The reader fell so far behind that points were discarded: it must
     /// [`follow`](PointStore::follow) again and reconcile with the new snapshot.
     #[error("live feed lagged: {missed} batches were discarded")]
     Lagged { missed: u64 },
+    /// The feed cannot continue from where it was (e.g. its resume point left
+    /// the oplog): the reader must follow again and reconcile.
+    #[error("live feed must restart: {0}")]
+    Reset(String),
+    /// A transient failure: nothing was lost, calling `next` again resumes
+    /// (after a backoff the feed applies itself). Readers report themselves
+    /// not ready until a point arrives again.
+    #[error("live feed interrupted: {0}")]
+    Interrupted(#[source] StoreError),
     /// The store shut the feed down; following again may work.
     #[error("live feed closed by the store")]
     Closed,

@@ -1,0 +1,245 @@
+//! Every BSON document the Mongo store sends: point and asset documents, filters,
+//! sorts, index specifications and the change-stream pipeline.
+//!
+//! They are built here, in plain functions, so unit tests can assert their exact
+//! shape without a server; the store only sends what these functions return.
+
+use std::time::Duration;
+
+use mongodb::{
+    IndexModel,
+    bson::{Bson, DateTime, Document, doc},
+    options::IndexOptions,
+};
+use ratecast_core::{Asset, AssetId, Point};
+
+pub const POINTS: &str = "points";
+pub const ASSETS: &str = "assets";
+
+/// `{_id: {a, t}, assetId, assetName, time, value, at}`: `_id` makes (asset,
+/// time) unique, `at` (the point's time as a Date) drives the TTL index.
+pub fn point_document(point: &Point) -> Document {
+    doc! {
+        "_id": { "a": i64::from(point.asset_id.0), "t": point.time },
+        "assetId": i64::from(point.asset_id.0),
+        "assetName": point.asset_name.as_ref(),
+        "time": point.time,
+        "value": point.value,
+        "at": DateTime::from_millis(point.time.saturating_mul(1000)),
+    }
+}
+
+/// Why a stored document is not a point.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed point document: {0}")]
+pub struct MalformedPoint(pub String);
+
+/// Reads a point document back. Numbers are accepted as any BSON numeric type,
+/// since other writers (a shell, an import) may store `int32` or `double`.
+pub fn parse_point(document: &Document) -> Result<Point, MalformedPoint> {
+    let integer = |field: &str| -> Result<i64, MalformedPoint> {
+        match document.get(field) {
+            Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+            Some(Bson::Int64(n)) => Ok(*n),
+            Some(Bson::Double(x)) if x.fract() == 0.0 && x.abs() < 9e15 => Ok(*x as i64),
+            other => Err(MalformedPoint(format!("{field} is {other:?}"))),
+        }
+    };
+    let asset_id = u32::try_from(integer("assetId")?)
+        .map_err(|_| MalformedPoint("assetId out of range".into()))?;
+    let value = match document.get("value") {
+        Some(Bson::Double(x)) => *x,
+        Some(Bson::Int32(n)) => f64::from(*n),
+        Some(Bson::Int64(n)) => *n as f64,
+        other => return Err(MalformedPoint(format!("value is {other:?}"))),
+    };
+    if !(value.is_finite() && value > 0.0) {
+        return Err(MalformedPoint(format!(
+            "value {value} is not a positive number"
+        )));
+    }
+    let asset_name = document
+        .get_str("assetName")
+        .map_err(|_| MalformedPoint("assetName is not a string".into()))?;
+    Ok(Point {
+        asset_id: AssetId(asset_id),
+        asset_name: asset_name.into(),
+        time: integer("time")?,
+        value,
+    })
+}
+
+/// Points of one asset with `from <= time <= to`; served by [`asset_time_index`].
+pub fn history_filter(asset: AssetId, from: i64, to: i64) -> Document {
+    doc! { "assetId": i64::from(asset.0), "time": { "$gte": from, "$lte": to } }
+}
+
+/// Ascending by time.
+pub fn history_sort() -> Document {
+    doc! { "time": 1 }
+}
+
+/// Serves [`history_filter`] with [`history_sort`]: equality on the asset, range
+/// and order on time.
+pub fn asset_time_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "assetId": 1, "time": 1 })
+        .options(
+            IndexOptions::builder()
+                .name("assetId_time".to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// Deletes points whose `at` is older than `retention`.
+pub fn ttl_index(retention: Duration) -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "at": 1 })
+        .options(
+            IndexOptions::builder()
+                .name("at_ttl".to_owned())
+                .expire_after(retention)
+                .build(),
+        )
+        .build()
+}
+
+/// Changes the TTL of the existing `at` index, when `ttl_index` conflicts with it.
+pub fn ttl_update_command(retention: Duration) -> Document {
+    doc! {
+        "collMod": POINTS,
+        "index": { "keyPattern": { "at": 1 }, "expireAfterSeconds": retention.as_secs() as i64 },
+    }
+}
+
+/// An asset name maps to one id forever: a second id for a name is refused.
+pub fn asset_name_index() -> IndexModel {
+    IndexModel::builder()
+        .keys(doc! { "name": 1 })
+        .options(
+            IndexOptions::builder()
+                .name("name_unique".to_owned())
+                .unique(true)
+                .build(),
+        )
+        .build()
+}
+
+/// The asset document `{_id: id, name}`.
+pub fn asset_document(asset: &Asset) -> Document {
+    doc! { "_id": i64::from(asset.id.0), "name": asset.name.as_ref() }
+}
+
+/// The change-stream pipeline. It must never change while a deployment runs:
+/// resume tokens are only valid with the pipeline that produced them.
+pub fn change_stream_pipeline() -> Vec<Document> {
+    vec![doc! { "$match": { "operationType": "insert" } }]
+}
+
+#[cfg(test)]
+mod tests {
+    use mongodb::bson::to_document;
+
+    use super::*;
+
+    fn point() -> Point {
+        Point {
+            asset_id: AssetId(2),
+            asset_name: "USDJPY".into(),
+            time: 1_700_000_000,
+            value: 150.125,
+        }
+    }
+
+    #[test]
+    fn point_documents_have_the_documented_fields() {
+        assert_eq!(
+            point_document(&point()),
+            doc! {
+                "_id": { "a": 2_i64, "t": 1_700_000_000_i64 },
+                "assetId": 2_i64,
+                "assetName": "USDJPY",
+                "time": 1_700_000_000_i64,
+                "value": 150.125,
+                "at": DateTime::from_millis(1_700_000_000_000),
+            }
+        );
+    }
+
+    #[test]
+    fn point_documents_round_trip_and_other_numeric_types_are_read() {
+        assert_eq!(parse_point(&point_document(&point())), Ok(point()));
+        let shell_written = doc! { "assetId": 2_i32, "assetName": "USDJPY", "time": 1_700_000_000.0, "value": 150_i32 };
+        let parsed = parse_point(&shell_written).expect("numeric types are accepted");
+        assert_eq!(
+            (parsed.asset_id, parsed.time, parsed.value),
+            (AssetId(2), 1_700_000_000, 150.0)
+        );
+    }
+
+    #[test]
+    fn malformed_point_documents_are_errors_not_panics() {
+        for bad in [
+            doc! {},
+            doc! { "assetId": "2", "assetName": "X", "time": 1_i64, "value": 1.0 },
+            doc! { "assetId": -1_i64, "assetName": "X", "time": 1_i64, "value": 1.0 },
+            doc! { "assetId": 1_i64, "assetName": 5, "time": 1_i64, "value": 1.0 },
+            doc! { "assetId": 1_i64, "assetName": "X", "time": 1.5, "value": 1.0 },
+            doc! { "assetId": 1_i64, "assetName": "X", "time": 1_i64, "value": f64::NAN },
+            doc! { "assetId": 1_i64, "assetName": "X", "time": 1_i64, "value": -3.0 },
+            doc! { "assetId": 1_i64, "assetName": "X", "time": 1_i64, "value": "1.0" },
+        ] {
+            assert!(parse_point(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn history_query_is_exact() {
+        assert_eq!(
+            history_filter(AssetId(3), 100, 200),
+            doc! { "assetId": 3_i64, "time": { "$gte": 100_i64, "$lte": 200_i64 } }
+        );
+        assert_eq!(history_sort(), doc! { "time": 1 });
+    }
+
+    #[test]
+    fn index_specifications_are_exact() {
+        assert_eq!(
+            to_document(&asset_time_index()).expect("serializes"),
+            doc! { "key": { "assetId": 1, "time": 1 }, "name": "assetId_time" }
+        );
+        assert_eq!(
+            to_document(&ttl_index(Duration::from_secs(7 * 86_400))).expect("serializes"),
+            doc! { "key": { "at": 1 }, "name": "at_ttl", "expireAfterSeconds": 604_800_i32 }
+        );
+        assert_eq!(
+            to_document(&asset_name_index()).expect("serializes"),
+            doc! { "key": { "name": 1 }, "name": "name_unique", "unique": true }
+        );
+        assert_eq!(
+            ttl_update_command(Duration::from_secs(3600)),
+            doc! { "collMod": "points", "index": { "keyPattern": { "at": 1 }, "expireAfterSeconds": 3600_i64 } }
+        );
+    }
+
+    #[test]
+    fn the_change_stream_pipeline_matches_inserts_only() {
+        assert_eq!(
+            change_stream_pipeline(),
+            vec![doc! { "$match": { "operationType": "insert" } }]
+        );
+    }
+
+    #[test]
+    fn asset_documents_are_exact() {
+        let asset = Asset {
+            id: AssetId(1),
+            name: "EURUSD".into(),
+        };
+        assert_eq!(
+            asset_document(&asset),
+            doc! { "_id": 1_i64, "name": "EURUSD" }
+        );
+    }
+}

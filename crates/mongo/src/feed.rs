@@ -1,0 +1,114 @@
+//! The live feed of the Mongo store: one change stream on `points`, resumed from
+//! its last token after transient errors.
+//!
+//! The resume token is kept after every event and every empty batch (the
+//! post-batch token), so a resume never replays more than the last batch. A
+//! resumable error ends the current call with [`FeedError::Interrupted`]; the next
+//! call waits a backoff and reopens from the token. A token that left the oplog
+//! (286, 260) ends the feed with [`FeedError::Reset`] and the reader reloads its
+//! window: duplicates and reordering are impossible either way, since the reader
+//! refuses points it already holds.
+
+use std::collections::HashSet;
+
+use mongodb::{
+    bson::Document,
+    change_stream::{ChangeStream, event::ChangeStreamEvent, event::ResumeToken},
+};
+use ratecast_core::{LiveFeed, Point, store::FeedError, time::backoff};
+use tracing::{info, warn};
+
+use crate::{
+    MongoStore,
+    documents::parse_point,
+    errors::{StreamAction, classify_stream_error, store_error},
+};
+
+pub struct MongoFeed {
+    store: MongoStore,
+    /// `None` between a resumable error and the reopen.
+    stream: Option<ChangeStream<ChangeStreamEvent<Document>>>,
+    /// The last token seen, where a reopened stream continues.
+    token: Option<ResumeToken>,
+    /// Points the snapshot already held; each is dropped once if the stream
+    /// repeats it (it can only overlap the snapshot at the very start).
+    held: HashSet<(u32, i64)>,
+    /// Consecutive failed reopen attempts, for the backoff.
+    attempt: u32,
+}
+
+impl MongoFeed {
+    pub(crate) fn new(
+        store: MongoStore,
+        stream: ChangeStream<ChangeStreamEvent<Document>>,
+        held: HashSet<(u32, i64)>,
+    ) -> Self {
+        Self {
+            token: stream.resume_token(),
+            store,
+            stream: Some(stream),
+            held,
+            attempt: 0,
+        }
+    }
+
+    fn fail(&mut self, error: mongodb::error::Error) -> FeedError {
+        self.stream = None;
+        match classify_stream_error(&error) {
+            StreamAction::Resume => FeedError::Interrupted(store_error(error)),
+            StreamAction::Reload => {
+                warn!(%error, "change stream cannot resume from its token; the window will be reloaded");
+                FeedError::Reset(error.to_string())
+            }
+            StreamAction::Fail => FeedError::Store(store_error(error)),
+        }
+    }
+
+    /// Turns an insert event into a point, unless the snapshot held it already.
+    fn point_of(&mut self, event: ChangeStreamEvent<Document>) -> Option<Point> {
+        let document = event.full_document?;
+        match parse_point(&document) {
+            Ok(point) if self.held.remove(&(point.asset_id.0, point.time)) => None,
+            Ok(point) => Some(point),
+            Err(error) => {
+                warn!(%error, "skipping an inserted document that is not a point");
+                None
+            }
+        }
+    }
+}
+
+impl LiveFeed for MongoFeed {
+    async fn next(&mut self) -> Result<Point, FeedError> {
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                tokio::time::sleep(backoff(self.attempt)).await;
+                self.attempt = self.attempt.saturating_add(1);
+                match self.store.open_stream(self.token.clone()).await {
+                    Ok(stream) => {
+                        info!("change stream resumed from its last token");
+                        self.stream = Some(stream);
+                        continue;
+                    }
+                    Err(error) => return Err(self.fail(error)),
+                }
+            };
+            match stream.next_if_any().await {
+                Ok(Some(event)) => {
+                    self.attempt = 0;
+                    self.token = stream.resume_token();
+                    if let Some(point) = self.point_of(event) {
+                        return Ok(point);
+                    }
+                }
+                Ok(None) => {
+                    self.token = stream.resume_token();
+                    if !stream.is_alive() {
+                        self.stream = None;
+                    }
+                }
+                Err(error) => return Err(self.fail(error)),
+            }
+        }
+    }
+}
