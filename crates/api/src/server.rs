@@ -21,6 +21,10 @@ use crate::{
     session::{SessionConfig, run_session},
 };
 
+/// What actix's own graceful stop may take once the sessions are gone; part of
+/// [`ServerConfig::shutdown_timeout`], so the whole shutdown fits in that budget.
+const ACTIX_STOP_BUDGET: Duration = Duration::from_secs(1);
+
 /// Server-wide settings.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -29,7 +33,7 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Connections each worker accepts at once.
     pub max_connections_per_worker: usize,
-    /// How long shutdown waits for sessions to close before giving up on them.
+    /// The whole shutdown budget: sessions closing with 1001, then actix stopping.
     pub shutdown_timeout: Duration,
 }
 
@@ -79,7 +83,9 @@ pub async fn serve(
     }
     info!("shutting down: closing websocket sessions");
     sessions.close();
-    if tokio::time::timeout(config.shutdown_timeout, sessions.wait())
+    // Sessions get the budget minus the second actix takes to stop afterwards.
+    let session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
+    if tokio::time::timeout(session_budget, sessions.wait())
         .await
         .is_err()
     {
@@ -106,7 +112,7 @@ fn build_server(
     })
     .disable_signals()
     .max_connections(config.max_connections_per_worker)
-    .shutdown_timeout(config.shutdown_timeout.as_secs().max(1))
+    .shutdown_timeout(ACTIX_STOP_BUDGET.as_secs())
     .listen(listener)?;
     if config.workers > 0 {
         server = server.workers(config.workers);

@@ -103,7 +103,7 @@ pub async fn run_session(
                     Some(Ok(message)) => {
                         on_message(&hub, &mut session, &mut subscription, message, &config).await
                     }
-                    Some(Err(actix_ws::ProtocolError::Overflow)) => Err(Exit::TooBig),
+                    Some(Err(error)) if is_too_big(&error) => Err(Exit::TooBig),
                     Some(Err(error)) => Err(Exit::Protocol(error.to_string())),
                     None => Err(Exit::ClientGone),
                 }
@@ -131,6 +131,17 @@ pub async fn run_session(
     if let Some(reason) = exit.close_reason() {
         // A client that stopped reading must not hold the task: bound the close.
         let _ = tokio::time::timeout(config.send_timeout, session.close(Some(reason))).await;
+    }
+}
+
+/// A frame over the limit, or fragments adding up to more than it. actix-ws
+/// reports the latter only as an I/O error with this text; a black-box test
+/// pins the behaviour so a library change cannot silently turn 1009 into 1002.
+fn is_too_big(error: &actix_ws::ProtocolError) -> bool {
+    match error {
+        actix_ws::ProtocolError::Overflow => true,
+        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
     }
 }
 

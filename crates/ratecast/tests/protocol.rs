@@ -334,3 +334,22 @@ async fn many_clients_on_one_asset_each_get_every_point_once() {
         assert_eq!(seen.len(), 20);
     }
 }
+
+#[tokio::test]
+async fn fragments_adding_up_to_over_4_kib_close_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let server = ApiServer::start(ASSETS).await;
+    let mut client = server.client().await;
+    let chunk = vec![b'x'; 1500];
+    let first = Frame::message(chunk.clone(), OpCode::Data(Data::Text), false);
+    client.send(Message::Frame(first)).await;
+    for _ in 0..3 {
+        let more = Frame::message(chunk.clone(), OpCode::Data(Data::Continue), false);
+        client.send(Message::Frame(more)).await;
+    }
+    let close = client.expect_close().await;
+    assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Size));
+}
