@@ -8,14 +8,18 @@
 //! lock, and every subscriber receives the same bytes. The history frame is built at
 //! most once per change of the window and then shared by every subscriber.
 
-use std::sync::{
-    Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, MutexGuard, OnceLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
 };
 
 use bytestring::ByteString;
 use ratecast_core::{
-    Asset, AssetId, AssetList, Point,
+    Asset, AssetId, AssetList, Point, PointStore, StoreError,
     protocol::{assets_frame, history_frame, point_frame},
     time::history_cutoff,
     window::Window,
@@ -40,8 +44,34 @@ pub struct Hub {
     channels: Box<[Channel]>,
     /// Whether the window has been loaded from the store and the feed is live.
     ready: AtomicBool,
+    /// Whether the window was ever loaded: until then a subscriber would get an
+    /// empty history, so new websocket connections are refused.
+    loaded: AtomicBool,
     /// History frames built so far (each then shared by many subscribers).
     history_builds: AtomicU64,
+    /// The store, for `history` queries beyond the window; set once connected.
+    store: OnceLock<Arc<dyn RangeSource>>,
+}
+
+/// Range queries against the store, object-safe so sessions need no store type.
+pub trait RangeSource: Send + Sync + 'static {
+    fn range(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Point>, StoreError>> + Send + '_>>;
+}
+
+impl<S: PointStore> RangeSource for S {
+    fn range(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Point>, StoreError>> + Send + '_>> {
+        Box::pin(self.history(asset, from, to))
+    }
 }
 
 struct Channel {
@@ -84,7 +114,29 @@ impl Hub {
             assets,
             channels,
             ready: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
             history_builds: AtomicU64::new(0),
+            store: OnceLock::new(),
+        }
+    }
+
+    /// Makes the store available to `history` queries (once; later calls are ignored).
+    pub fn set_store(&self, store: Arc<dyn RangeSource>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The stored points of `asset` in `[from, to]`, ascending.
+    pub async fn range(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Point>, StoreError> {
+        match self.store.get() {
+            Some(store) => store.range(asset, from, to).await,
+            None => Err(StoreError::Unavailable(
+                "the store is not connected yet".into(),
+            )),
         }
     }
 
@@ -101,7 +153,16 @@ impl Hub {
     }
 
     pub fn set_ready(&self, ready: bool) {
+        if ready {
+            self.loaded.store(true, Ordering::Release);
+        }
         self.ready.store(ready, Ordering::Release);
+    }
+
+    /// Whether the window was loaded at least once (a later feed interruption
+    /// does not unload it: it resumes without losing points).
+    pub fn has_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
     }
 
     /// How many history frames were serialized (not served) so far.

@@ -8,12 +8,13 @@
 pub mod feed;
 pub mod hub;
 pub mod server;
+pub mod service;
 pub mod session;
 
-use std::{net::TcpListener, sync::Arc};
+use std::{future::Future, net::TcpListener, sync::Arc};
 
-use ratecast_core::{AssetList, PointStore, StoreError};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use ratecast_core::{AssetList, PointStore};
+use tokio_util::sync::CancellationToken;
 
 pub use hub::Hub;
 pub use server::ServerConfig;
@@ -22,33 +23,53 @@ pub use session::SessionConfig;
 /// Why the API could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot read the asset list from the store")]
-    Assets(#[source] StoreError),
-    #[error("the store's assets are not numbered 1..N: {0}")]
-    AssetIds(String),
+    #[error("cannot connect to the store: {0}")]
+    Connect(String),
     #[error("HTTP server failed")]
     Server(#[source] std::io::Error),
+    #[error("the feed task failed: {0}")]
+    Task(String),
 }
 
-/// Runs the API on `listener` over `store` until `shutdown` is cancelled.
-pub async fn run<S: PointStore>(
+/// Runs the API on `listener` until `shutdown` is cancelled.
+///
+/// The server answers at once (`/readyz` says 503); `connect` yields the store
+/// (retrying as it sees fit) and the window is then loaded from it. If `connect`
+/// fails, the server shuts down and the error is returned.
+pub async fn run<S, C>(
     listener: TcpListener,
-    store: S,
+    assets: AssetList,
+    connect: C,
     config: ServerConfig,
     shutdown: CancellationToken,
-) -> Result<(), ApiError> {
-    let stored = store.assets().await.map_err(ApiError::Assets)?;
-    let assets = AssetList::new(stored.iter().map(|a| &*a.name))
-        .map_err(|e| ApiError::AssetIds(e.to_string()))?;
-    if !assets.iter().zip(&stored).all(|(a, b)| a.id == b.id) {
-        return Err(ApiError::AssetIds(format!("{stored:?}")));
-    }
+) -> Result<(), ApiError>
+where
+    S: PointStore,
+    C: Future<Output = Result<S, ApiError>> + Send + 'static,
+{
     let hub = Arc::new(Hub::new(assets));
-    let tasks = TaskTracker::new();
-    tasks.spawn(feed::run_feed(hub.clone(), store, shutdown.clone()));
-    tasks.close();
+    let feed = tokio::spawn({
+        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        async move {
+            let store = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                store = connect => store,
+            };
+            let store = match store {
+                Ok(store) => Arc::new(store),
+                Err(error) => {
+                    shutdown.cancel();
+                    return Err(error);
+                }
+            };
+            hub.set_store(store.clone());
+            feed::run_feed(hub, store, shutdown).await;
+            Ok(())
+        }
+    });
     let served = server::serve(listener, hub, config, shutdown.clone()).await;
     shutdown.cancel();
-    tasks.wait().await;
-    served.map_err(ApiError::Server)
+    let fed = feed.await.map_err(|e| ApiError::Task(e.to_string()))?;
+    served.map_err(ApiError::Server)?;
+    fed
 }

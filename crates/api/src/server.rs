@@ -136,6 +136,11 @@ async fn index(
     if state.shutdown.is_cancelled() {
         return Ok(HttpResponse::ServiceUnavailable().body("shutting down\n"));
     }
+    if !state.hub.has_loaded() {
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .body("starting: history window not loaded yet\n"));
+    }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(state.session.max_message_bytes)

@@ -12,7 +12,7 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use ratecast_core::{
-    protocol::{ClientRequest, ErrorCode, RequestError, error_frame, parse_request},
+    protocol::{ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame},
     time::unix_now_secs,
 };
 use tokio::{sync::broadcast::error::RecvError, time::Instant};
@@ -189,6 +189,20 @@ async fn on_message(
                         send(session, error_frame(&error), config).await
                     }
                 }
+            }
+            Ok(ClientRequest::History { asset, from, to }) => {
+                let frame = match hub.range(asset.id, from, to).await {
+                    Ok(points) => range_frame(&asset, from, to, &points),
+                    Err(error) => {
+                        tracing::warn!(%error, "history query failed");
+                        let error = RequestError::new(
+                            ErrorCode::Unavailable,
+                            "history is unavailable right now; retry shortly",
+                        );
+                        error_frame(&error)
+                    }
+                };
+                send(session, frame, config).await
             }
             Err(error) => send(session, error_frame(&error), config).await,
         },

@@ -6,11 +6,14 @@
 //! nothing of actix, MongoDB or HTTP: those live in the crates that do I/O.
 
 pub mod asset;
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod point;
 pub mod protocol;
+pub mod report;
 pub mod store;
 pub mod time;
 pub mod window;

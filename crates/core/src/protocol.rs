@@ -21,7 +21,13 @@ pub enum ClientRequest {
     Assets,
     /// `{"action":"subscribe","message":{"assetId":N}}`, N a tracked asset.
     Subscribe { asset: Asset },
+    /// `{"action":"history","message":{"assetId":N,"from":T1,"to":T2}}`: the
+    /// stored points with `T1 <= time <= T2`, at most [`MAX_HISTORY_SPAN_SECS`].
+    History { asset: Asset, from: i64, to: i64 },
 }
+
+/// The widest `history` range: one day of one-second points.
+pub const MAX_HISTORY_SPAN_SECS: i64 = 86_400;
 
 /// The machine-readable kind of a refused request, sent as `message.code`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +44,10 @@ pub enum ErrorCode {
     UnknownAsset,
     /// A binary frame; the protocol is JSON text only.
     BinaryNotSupported,
+    /// `history` with `from > to`, a span over a day, or bad bounds.
+    InvalidRange,
+    /// The store could not answer right now; the request may be retried.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -49,6 +59,8 @@ impl ErrorCode {
             Self::InvalidAssetId => "invalid_asset_id",
             Self::UnknownAsset => "unknown_asset",
             Self::BinaryNotSupported => "binary_not_supported",
+            Self::InvalidRange => "invalid_range",
+            Self::Unavailable => "unavailable",
         }
     }
 }
@@ -71,7 +83,7 @@ impl RequestError {
 }
 
 /// The actions a client may send, listed in `unknown_action` errors.
-pub const ACTIONS: &[&str] = &["assets", "subscribe"];
+pub const ACTIONS: &[&str] = &["assets", "subscribe", "history"];
 
 /// Parses one client text frame against the tracked `assets`.
 pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, RequestError> {
@@ -131,14 +143,52 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
     };
     match action.as_str() {
         "assets" => Ok(ClientRequest::Assets),
-        _ => parse_subscribe(&message, assets),
+        "subscribe" => Ok(ClientRequest::Subscribe {
+            asset: parse_asset(&message, assets)?,
+        }),
+        _ => parse_history(&message, assets),
     }
 }
 
-fn parse_subscribe(
+fn parse_history(
     message: &Map<String, Value>,
     assets: &AssetList,
 ) -> Result<ClientRequest, RequestError> {
+    let asset = parse_asset(message, assets)?;
+    let bound = |field: &str| -> Result<i64, RequestError> {
+        let value = message.get(field).ok_or_else(|| {
+            RequestError::new(ErrorCode::InvalidRange, format!("missing \"{field}\""))
+        })?;
+        value.as_i64().filter(|t| *t >= 0).ok_or_else(|| {
+            RequestError::new(
+                ErrorCode::InvalidRange,
+                format!(
+                    "\"{field}\" must be Unix seconds (a non-negative integer), got {}",
+                    describe(value)
+                ),
+            )
+        })
+    };
+    let (from, to) = (bound("from")?, bound("to")?);
+    if from > to {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRange,
+            format!("\"from\" ({from}) is after \"to\" ({to})"),
+        ));
+    }
+    if to - from >= MAX_HISTORY_SPAN_SECS {
+        return Err(RequestError::new(
+            ErrorCode::InvalidRange,
+            format!(
+                "the range holds {} seconds; at most {MAX_HISTORY_SPAN_SECS} per request",
+                to - from + 1
+            ),
+        ));
+    }
+    Ok(ClientRequest::History { asset, from, to })
+}
+
+fn parse_asset(message: &Map<String, Value>, assets: &AssetList) -> Result<Asset, RequestError> {
     let id = parse_asset_id(message)?;
     let asset = assets.get(id).ok_or_else(|| {
         RequestError::new(
@@ -149,9 +199,7 @@ fn parse_subscribe(
             ),
         )
     })?;
-    Ok(ClientRequest::Subscribe {
-        asset: asset.clone(),
-    })
+    Ok(asset.clone())
 }
 
 fn parse_asset_id(message: &Map<String, Value>) -> Result<AssetId, RequestError> {
@@ -228,6 +276,15 @@ struct PointsMessage<'a> {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RangeMessage<'a> {
+    asset_id: u32,
+    from: i64,
+    to: i64,
+    points: Vec<WirePoint<'a>>,
+}
+
+#[derive(Serialize)]
 struct ErrorMessage<'a> {
     code: &'a str,
     error: &'a str,
@@ -275,6 +332,28 @@ pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) ->
         })
         .collect();
     frame("asset_history", PointsMessage { points })
+}
+
+/// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`
+pub fn range_frame(asset: &Asset, from: i64, to: i64, points: &[Point]) -> ByteString {
+    let points = points
+        .iter()
+        .map(|p| WirePoint {
+            asset_name: &asset.name,
+            time: p.time,
+            asset_id: asset.id.0,
+            value: p.value,
+        })
+        .collect();
+    frame(
+        "history",
+        RangeMessage {
+            asset_id: asset.id.0,
+            from,
+            to,
+            points,
+        },
+    )
 }
 
 /// `{"action":"error","message":{"code":…,"error":…}}`
@@ -371,8 +450,53 @@ mod tests {
             .expect_err("unknown action");
         assert_eq!(
             err.message,
-            "unknown action \"sub\"; expected one of assets, subscribe"
+            "unknown action \"sub\"; expected one of assets, subscribe, history"
         );
+    }
+
+    #[test]
+    fn history_requests_need_a_valid_range_of_at_most_a_day() {
+        let request = |m: &str| {
+            parse_request(
+                &format!(r#"{{"action":"history","message":{m}}}"#),
+                &assets(),
+            )
+        };
+        let ok = request(r#"{"assetId":1,"from":100,"to":86499}"#).expect("a full day");
+        assert!(matches!(
+            ok,
+            ClientRequest::History {
+                from: 100,
+                to: 86_499,
+                ..
+            }
+        ));
+        for (bad, code) in [
+            (
+                r#"{"assetId":1,"from":100,"to":86500}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"from":200,"to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"from":-5,"to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"from":"0","to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (r#"{"assetId":1,"to":100}"#, ErrorCode::InvalidRange),
+            (
+                r#"{"assetId":9,"from":0,"to":100}"#,
+                ErrorCode::UnknownAsset,
+            ),
+            (r#"{"from":0,"to":100}"#, ErrorCode::InvalidAssetId),
+        ] {
+            assert_eq!(request(bad).expect_err(bad).code, code, "{bad}");
+        }
     }
 
     #[test]
@@ -400,6 +524,16 @@ mod tests {
         assert_eq!(
             &*history_frame(asset, std::iter::empty()),
             r#"{"action":"asset_history","message":{"points":[]}}"#
+        );
+        let point = Point {
+            asset_id: AssetId(2),
+            asset_name: "USDJPY".into(),
+            time: 10,
+            value: 150.5,
+        };
+        assert_eq!(
+            &*range_frame(asset, 5, 20, &[point]),
+            r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}]}}"#
         );
         let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
         assert_eq!(

@@ -32,6 +32,8 @@ pub struct InsertReport {
     pub duplicates: usize,
     /// Points older than the store's retention, dropped on arrival.
     pub expired: usize,
+    /// Points accepted by a buffering sink for a later write, not yet stored.
+    pub queued: usize,
 }
 
 /// The write side, held by the fetcher.
@@ -100,4 +102,29 @@ pub enum FeedError {
 pub trait LiveFeed: Send + 'static {
     /// The next stored point, in the order the store accepted them.
     fn next(&mut self) -> impl Future<Output = Result<Point, FeedError>> + Send;
+}
+
+/// A shared store is a store: the API hands one `Arc` to the feed and the sessions.
+impl<S: PointStore> PointStore for std::sync::Arc<S> {
+    type Feed = S::Feed;
+
+    fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
+        (**self).assets()
+    }
+
+    fn history(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send {
+        (**self).history(asset, from, to)
+    }
+
+    fn follow(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Follow<S::Feed>, StoreError>> + Send {
+        (**self).follow(since)
+    }
 }

@@ -13,6 +13,19 @@ use crate::{
     source::{FetchError, Quotes, RateSource},
 };
 
+/// Validates a rates URL from the command line: http(s) with a host.
+pub fn parse_rates_url(value: &str) -> Result<Url, String> {
+    if value.trim().is_empty() {
+        return Err("it is empty; unset it to serve simulated rates".into());
+    }
+    let url = Url::parse(value.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    match url.scheme() {
+        "http" | "https" if url.has_host() => Ok(url),
+        "http" | "https" => Err("the URL has no host".into()),
+        other => Err(format!("scheme {other:?} is not http or https")),
+    }
+}
+
 /// Knobs of the HTTP source; the defaults suit a once-a-second poll.
 #[derive(Debug, Clone)]
 pub struct HttpSourceConfig {
@@ -110,5 +123,18 @@ impl RateSource for HttpSource {
 
     fn describe(&self) -> String {
         format!("upstream {}", self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_urls_must_be_http_with_a_host() {
+        assert!(parse_rates_url("https://rates.example.com/DataDisplayer").is_ok());
+        assert!(parse_rates_url("ftp://x/y").is_err());
+        assert!(parse_rates_url("not a url").is_err());
+        assert!(parse_rates_url("").is_err());
     }
 }

@@ -5,13 +5,16 @@
 //! writes the resulting points into a [`PointSink`](ratecast_core::PointSink).
 //! Failures skip seconds, they never invent values and never stop the poller.
 
+pub mod buffer;
 pub mod emcont;
 pub mod http;
 pub mod poller;
+pub mod service;
 pub mod simulated;
 pub mod source;
 pub mod throttle;
 
+pub use buffer::BufferedSink;
 pub use http::{HttpSource, HttpSourceConfig};
 pub use poller::{Clock, Poller, PollerStats, SystemClock, TickReport};
 pub use simulated::SimulatedSource;

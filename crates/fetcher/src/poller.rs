@@ -16,7 +16,9 @@ use std::{
     time::Duration,
 };
 
-use ratecast_core::{AssetId, AssetList, InsertReport, Point, PointSink, StoreError, time};
+use ratecast_core::{
+    AssetId, AssetList, InsertReport, Point, PointSink, StoreError, report::ErrorChain, time,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -275,21 +277,6 @@ fn log_failure(
             "still failing: {what}"
         ),
         Report::Quiet | Report::Recovered { .. } => {}
-    }
-}
-
-/// Displays an error with its sources: `outer: inner: root`.
-pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
     }
 }
 

@@ -40,7 +40,7 @@ pub fn classify_insert_error(error: Error, attempted: usize) -> Result<InsertRep
         return Ok(InsertReport {
             inserted: attempted - duplicates,
             duplicates,
-            expired: 0,
+            ..InsertReport::default()
         });
     }
     Err(store_error(error))

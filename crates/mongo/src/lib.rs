@@ -24,7 +24,9 @@ use mongodb::{
 use ratecast_core::{
     Asset, AssetId, AssetList, Follow, InsertReport, Point, PointSink, PointStore, StoreError,
 };
-use tracing::warn;
+use ratecast_core::{report::ErrorChain, time::backoff};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::{
     documents::{ASSETS, POINTS},
@@ -75,6 +77,11 @@ impl MongoStore {
     pub async fn connect(uri: &str, database: &str, assets: AssetList) -> Result<Self, SetupError> {
         let mut options = ClientOptions::parse(uri).await.map_err(SetupError::Uri)?;
         options.app_name = Some("ratecast".to_owned());
+        // Fail operations in seconds, not the driver's 30 s, while no server is
+        // selectable: callers retry or buffer, and readiness should say so quickly.
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
         let client = Client::with_options(options).map_err(SetupError::Uri)?;
         let db = client.database(database);
         let majority = CollectionOptions::builder()
@@ -97,6 +104,42 @@ impl MongoStore {
             .map_err(SetupError::Unreachable)?;
         store.seed_assets().await?;
         Ok(store)
+    }
+
+    /// [`connect`](Self::connect), retried with capped backoff while MongoDB is
+    /// unreachable (each failure logged with its cause); a bad URI or an asset
+    /// conflict fails at once, since retrying cannot fix them. `None` if
+    /// `shutdown` fires first.
+    pub async fn connect_with_retry(
+        uri: &str,
+        database: &str,
+        assets: AssetList,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Self>, SetupError> {
+        let mut attempt = 0u32;
+        loop {
+            let connecting = Self::connect(uri, database, assets.clone());
+            let error = tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                connected = connecting => match connected {
+                    Ok(store) => {
+                        info!(database, "connected to MongoDB");
+                        return Ok(Some(store));
+                    }
+                    Err(error @ (SetupError::Uri(_) | SetupError::AssetConflict(_))) => {
+                        return Err(error);
+                    }
+                    Err(error) => error,
+                },
+            };
+            let delay = backoff(attempt);
+            attempt = attempt.saturating_add(1);
+            warn!(error = %ErrorChain(&error), retry_in = ?delay, "cannot connect to MongoDB; retrying");
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(None),
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
     }
 
     pub fn asset_list(&self) -> &AssetList {

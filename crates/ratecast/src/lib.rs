@@ -1,9 +1,11 @@
 //! ratecast: the all-in-one service, fetcher and websocket API in one process.
 //!
-//! [`run`] builds the embedded store, starts the poller on the configured source
-//! (the upstream URL, or simulated rates pre-filled with a full history window) and
-//! serves the API until the shutdown token is cancelled. `main.rs` only parses the
-//! configuration, binds the listener and turns signals into that cancellation.
+//! [`run`] picks the store (MongoDB when `MONGO_CONNECTION_URI` is set, the
+//! embedded in-memory store otherwise), starts the poller on the configured
+//! source (the upstream URL, or simulated rates, pre-filled with a full history
+//! window on the memory store) and serves the API until the shutdown token is
+//! cancelled. `main.rs` only parses the configuration, binds the listener and
+//! turns signals into that cancellation.
 
 pub mod config;
 
@@ -11,31 +13,30 @@ use std::net::TcpListener;
 
 use ratecast_api::{ApiError, ServerConfig};
 use ratecast_core::{
-    MemoryStore, PointSink,
+    MemoryStore, PointSink, PointStore,
+    report::ErrorChain,
     time::{history_cutoff, unix_now_secs},
 };
 use ratecast_fetcher::{
-    FetchError, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
+    BufferedSink, FetchError, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
 };
+use ratecast_mongo::MongoStore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-pub use config::{Config, LogFormat};
+pub use config::Config;
 
 /// Why the service stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error(
-        "MONGO_CONNECTION_URI is set, but this build has no MongoDB store yet; \
-         unset it to run on the embedded in-memory store"
-    )]
-    MongoUnsupported,
     #[error("cannot create the upstream HTTP client")]
     HttpClient(#[source] FetchError),
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error("the simulated history could not be stored")]
     Prefill(#[source] ratecast_core::StoreError),
+    #[error("MongoDB set-up failed")]
+    Mongo(#[source] ratecast_mongo::SetupError),
 }
 
 /// Runs fetcher and API on `listener` until `shutdown` is cancelled.
@@ -44,49 +45,123 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    if config.mongo_uri.is_some() {
-        return Err(RunError::MongoUnsupported);
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "websocket API listening on ws://{addr}/");
     }
+    match config.mongo_uri.clone() {
+        Some(uri) => run_on_mongo(config, uri, listener, shutdown).await,
+        None => run_in_memory(config, listener, shutdown).await,
+    }
+}
+
+async fn run_in_memory(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    info!("store: embedded in-memory (not persistent)");
     let retention = i64::try_from(config.memory_retention.as_secs()).unwrap_or(i64::MAX);
     let store = MemoryStore::new(config.assets.clone(), retention);
     let tasks = TaskTracker::new();
+    start_poller(&config, &store, true, &tasks, &shutdown).await?;
+    serve(config, listener, store, tasks, shutdown).await
+}
+
+async fn run_on_mongo(
+    config: Config,
+    uri: String,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    info!(database = %config.mongo_db, "store: MongoDB");
+    let connected =
+        MongoStore::connect_with_retry(&uri, &config.mongo_db, config.assets.clone(), &shutdown)
+            .await
+            .map_err(RunError::Mongo)?;
+    let Some(store) = connected else {
+        return Ok(());
+    };
+    store
+        .ensure_indexes(config.mongo_retention)
+        .await
+        .map_err(RunError::Mongo)?;
+    let tasks = TaskTracker::new();
+    let capacity = config.buffer_seconds as usize * config.assets.len();
+    let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
+    start_poller(&config, &sink, false, &tasks, &shutdown).await?;
+    serve(config, listener, store, tasks, shutdown).await
+}
+
+/// Starts the poller into `sink`; with simulated rates and `prefill`, first stores
+/// a full history window so the first subscriber sees 30 minutes at once.
+async fn start_poller<K: PointSink + Clone>(
+    config: &Config,
+    sink: &K,
+    prefill: bool,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
     match &config.rates_url {
         Some(url) => {
             let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
                 .map_err(RunError::HttpClient)?;
-            spawn_poller(&tasks, source, &store, &config, &shutdown);
+            spawn_poller(tasks, source, sink, config, shutdown);
         }
         None => {
             warn!(
                 "EMCONT_EXCHANGE_RATES_URL is not set: serving SIMULATED rates \
-                 (a random walk, not market data), with the last 30 minutes pre-filled"
+                 (a random walk, not market data)"
             );
             let source = SimulatedSource::new(&config.assets);
-            let now = unix_now_secs();
-            let history = source.backfill(&config.assets, history_cutoff(now), now);
-            store.insert(&history).await.map_err(RunError::Prefill)?;
-            spawn_poller(&tasks, source, &store, &config, &shutdown);
+            if prefill {
+                let now = unix_now_secs();
+                let history = source.backfill(&config.assets, history_cutoff(now), now);
+                sink.insert(&history).await.map_err(RunError::Prefill)?;
+                info!(
+                    points = history.len(),
+                    "pre-filled the last 30 minutes with simulated rates"
+                );
+            }
+            spawn_poller(tasks, source, sink, config, shutdown);
         }
     }
-    tasks.close();
-    if let Ok(addr) = listener.local_addr() {
-        info!(%addr, "websocket API listening on ws://{addr}/");
-    }
-    let served =
-        ratecast_api::run(listener, store, ServerConfig::default(), shutdown.clone()).await;
-    shutdown.cancel();
-    tasks.wait().await;
-    info!("stopped");
-    Ok(served?)
+    Ok(())
 }
 
-fn spawn_poller<R: RateSource>(
+fn spawn_poller<R: RateSource, K: PointSink + Clone>(
     tasks: &TaskTracker,
     source: R,
-    store: &MemoryStore,
+    sink: &K,
     config: &Config,
     shutdown: &CancellationToken,
 ) {
-    let poller = Poller::new(source, store.clone(), config.assets.clone());
+    let poller = Poller::new(source, sink.clone(), config.assets.clone());
     tasks.spawn(poller.run(shutdown.clone()));
+}
+
+/// Serves the API over `store`, then waits for the fetcher's tasks.
+async fn serve<S: PointStore>(
+    config: Config,
+    listener: TcpListener,
+    store: S,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    tasks.close();
+    let connect = async move { Ok(store) };
+    let served = ratecast_api::run(
+        listener,
+        config.assets,
+        connect,
+        ServerConfig::default(),
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    tasks.wait().await;
+    if let Err(error) = &served {
+        warn!(error = %ErrorChain(error), "API stopped with an error");
+    }
+    info!("stopped");
+    Ok(served?)
 }

@@ -353,3 +353,85 @@ async fn fragments_adding_up_to_over_4_kib_close_with_1009() {
     let close = client.expect_close().await;
     assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Size));
 }
+
+#[tokio::test]
+async fn history_returns_the_stored_points_of_a_range_and_refuses_bad_ranges() {
+    let server = ApiServer::start(ASSETS).await;
+    let now = unix_now_secs();
+    // Older than the 30-minute window, but within the store's retention.
+    let old = now - 7200;
+    for t in old..old + 5 {
+        server
+            .insert(&[point(2, "USDJPY", t, 150.0), point(1, "EURUSD", t, 1.1)])
+            .await;
+    }
+    let mut client = server.client().await;
+    client
+        .send_text(&format!(
+            r#"{{"action":"history","message":{{"assetId":2,"from":{},"to":{}}}}}"#,
+            old + 1,
+            old + 3
+        ))
+        .await;
+    let history = client.expect("history").await;
+    assert_eq!(
+        (
+            history["assetId"].as_i64(),
+            history["from"].as_i64(),
+            history["to"].as_i64()
+        ),
+        (Some(2), Some(old + 1), Some(old + 3))
+    );
+    let points = history["points"].as_array().expect("points").clone();
+    assert_eq!(times(&points), vec![old + 1, old + 2, old + 3]);
+    assert_eq!(
+        points[0],
+        json!({"assetName":"USDJPY","time":old + 1,"assetId":2,"value":150.0})
+    );
+    for bad in [
+        format!(r#"{{"assetId":2,"from":{},"to":{}}}"#, old + 3, old + 1),
+        format!(r#"{{"assetId":2,"from":{},"to":{}}}"#, old, old + 86_400),
+    ] {
+        client
+            .send_text(&format!(r#"{{"action":"history","message":{bad}}}"#))
+            .await;
+        assert_eq!(
+            client.expect("error").await["code"],
+            "invalid_range",
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn until_the_store_is_connected_readyz_and_upgrades_answer_503() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    // A store that never connects, like MongoDB being unreachable.
+    let never =
+        std::future::pending::<Result<ratecast_core::MemoryStore, ratecast_api::ApiError>>();
+    let server = tokio::spawn(ratecast_api::run(
+        listener,
+        ASSETS.parse().expect("assets"),
+        never,
+        ratecast_api::ServerConfig::default(),
+        shutdown.clone(),
+    ));
+    let (status, body) = http_get(addr, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        http_get(addr, "/healthz").await.0,
+        200,
+        "alive while not ready"
+    );
+    let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("the upgrade was not refused: {other:?}"),
+    }
+    shutdown.cancel();
+    server.await.expect("task").expect("clean stop");
+}

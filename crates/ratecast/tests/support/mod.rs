@@ -224,13 +224,15 @@ impl ApiServer {
 
     pub async fn start_with(assets: &str, config: ServerConfig) -> Self {
         let assets: AssetList = assets.parse().expect("valid asset list");
-        let store = MemoryStore::new(assets, DEFAULT_RETENTION_SECS);
+        let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind api");
         let addr = listener.local_addr().expect("api addr");
         let shutdown = CancellationToken::new();
+        let connect = std::future::ready(Ok(store.clone()));
         let task = tokio::spawn(ratecast_api::run(
             listener,
-            store.clone(),
+            assets,
+            connect,
             config,
             shutdown.clone(),
         ));

@@ -1,0 +1,317 @@
+//! The fetcher's write buffer: points wait here until the store takes them.
+//!
+//! The poller must never wait on the store (an election can take seconds, a
+//! restart minutes), so [`BufferedSink::insert`] only enqueues; a flusher task
+//! writes batches in arrival order and, when the store fails, keeps them and
+//! retries with backoff. The queue is bounded: when full, the oldest point is
+//! dropped and counted, since the newest data matters most to live subscribers.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use ratecast_core::{
+    InsertReport, Point, PointSink, StoreError, report::ErrorChain, time::backoff,
+};
+use tokio::sync::Notify;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, warn};
+
+/// Points written per insert; a backlog after an outage goes in several.
+const MAX_BATCH: usize = 1000;
+/// How long shutdown waits for the last flush.
+const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
+
+/// Counters of the buffer, shared with whoever reports them.
+#[derive(Debug, Default)]
+pub struct BufferStats {
+    pub stored: AtomicU64,
+    pub duplicates: AtomicU64,
+    /// Points dropped because the buffer was full.
+    pub dropped: AtomicU64,
+    pub failed_flushes: AtomicU64,
+}
+
+struct Queue {
+    points: VecDeque<Point>,
+    /// Points ever removed from the front (flushed or dropped), so a flush can
+    /// tell how many of the points it wrote are still at the front.
+    removed: u64,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    capacity: usize,
+    wake: Notify,
+    stats: BufferStats,
+}
+
+/// A [`PointSink`] that never blocks: it queues, a background task stores.
+#[derive(Clone)]
+pub struct BufferedSink {
+    shared: Arc<Shared>,
+}
+
+impl BufferedSink {
+    /// Starts the flusher into `store` on `tasks`; it stops after a final flush
+    /// attempt when `shutdown` fires. `capacity` is in points.
+    pub fn spawn<K: PointSink>(
+        store: K,
+        capacity: usize,
+        tasks: &TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                points: VecDeque::new(),
+                removed: 0,
+            }),
+            capacity: capacity.max(1),
+            wake: Notify::new(),
+            stats: BufferStats::default(),
+        });
+        tasks.spawn(flush_loop(shared.clone(), store, shutdown));
+        Self { shared }
+    }
+
+    /// Points waiting to be stored.
+    pub fn len(&self) -> usize {
+        self.shared.lock().points.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn stats(&self) -> &BufferStats {
+        &self.shared.stats
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl PointSink for BufferedSink {
+    /// Queues `points`; the report counts them as `queued`, not yet stored.
+    async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
+        let mut dropped = 0u64;
+        {
+            let mut queue = self.shared.lock();
+            for point in points {
+                if queue.points.len() >= self.shared.capacity {
+                    queue.points.pop_front();
+                    queue.removed += 1;
+                    dropped += 1;
+                }
+                queue.points.push_back(point.clone());
+            }
+        }
+        if dropped > 0 {
+            self.shared
+                .stats
+                .dropped
+                .fetch_add(dropped, Ordering::Relaxed);
+            warn!(
+                dropped,
+                capacity = self.shared.capacity,
+                "write buffer full: oldest points dropped"
+            );
+        }
+        self.shared.wake.notify_one();
+        Ok(InsertReport {
+            queued: points.len(),
+            ..InsertReport::default()
+        })
+    }
+}
+
+#[tracing::instrument(name = "flusher", skip_all)]
+async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: CancellationToken) {
+    let mut failures = 0u32;
+    loop {
+        if failures == 0 {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = shared.wake.notified() => {}
+            }
+        } else {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(backoff(failures - 1)) => {}
+            }
+        }
+        failures = match flush(&shared, &store).await {
+            Ok(()) => {
+                if failures > 0 {
+                    info!(
+                        failed_flushes = failures,
+                        "store reachable again; buffer flushed"
+                    );
+                }
+                0
+            }
+            Err(error) => {
+                shared.stats.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                if failures == 0 || failures.is_multiple_of(10) {
+                    warn!(
+                        error = %ErrorChain(&error),
+                        buffered = shared.lock().points.len(),
+                        "cannot store points; keeping them buffered and retrying"
+                    );
+                }
+                failures.saturating_add(1)
+            }
+        };
+    }
+    match tokio::time::timeout(FINAL_FLUSH_BUDGET, flush(&shared, &store)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            warn!(error = %ErrorChain(&error), lost = shared.lock().points.len(), "final flush failed")
+        }
+        Err(_) => warn!(lost = shared.lock().points.len(), "final flush timed out"),
+    }
+}
+
+/// Writes the queue front to back in batches until it is empty or the store fails.
+async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreError> {
+    loop {
+        let (batch, removed_before) = {
+            let queue = shared.lock();
+            let batch: Vec<Point> = queue.points.iter().take(MAX_BATCH).cloned().collect();
+            (batch, queue.removed)
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let report = store.insert(&batch).await?;
+        shared
+            .stats
+            .stored
+            .fetch_add(report.inserted as u64, Ordering::Relaxed);
+        shared
+            .stats
+            .duplicates
+            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+        let mut queue = shared.lock();
+        // Points dropped from the front meanwhile were part of this batch.
+        let already_gone = usize::try_from(queue.removed - removed_before).unwrap_or(usize::MAX);
+        let remove = batch
+            .len()
+            .saturating_sub(already_gone)
+            .min(queue.points.len());
+        queue.points.drain(..remove);
+        queue.removed += remove as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
+
+    use super::*;
+
+    /// A store that fails while `down` is set.
+    #[derive(Clone)]
+    struct Flaky {
+        inner: MemoryStore,
+        down: Arc<AtomicBool>,
+    }
+
+    impl PointSink for Flaky {
+        async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.inner.insert(points).await
+        }
+    }
+
+    fn point(time: i64) -> Point {
+        Point {
+            asset_id: AssetId(1),
+            asset_name: "EURUSD".into(),
+            time,
+            value: 1.0,
+        }
+    }
+
+    fn flaky() -> Flaky {
+        Flaky {
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            down: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    async fn stored_times(store: &MemoryStore) -> Vec<i64> {
+        store
+            .history(AssetId(1), 0, i64::MAX)
+            .await
+            .expect("history")
+            .iter()
+            .map(|p| p.time)
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_loses_nothing_within_capacity_and_flushes_in_order() {
+        let store = flaky();
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        for t in 0..600 {
+            sink.insert(&[point(t)]).await.expect("insert never fails");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(
+            sink.len(),
+            600,
+            "everything is buffered while the store is down"
+        );
+        store.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert!(sink.is_empty());
+        assert_eq!(
+            stored_times(&store.inner).await,
+            (0..600).collect::<Vec<_>>()
+        );
+        assert_eq!(sink.stats().dropped.load(Ordering::Relaxed), 0);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_buffer_drops_the_oldest_points_and_counts_them() {
+        let store = flaky();
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 100, &tasks, shutdown.clone());
+        for t in 0..150 {
+            sink.insert(&[point(t)]).await.expect("insert never fails");
+        }
+        assert_eq!(sink.len(), 100);
+        assert_eq!(sink.stats().dropped.load(Ordering::Relaxed), 50);
+        store.down.store(false, Ordering::SeqCst);
+        sink.insert(&[point(150)]).await.expect("insert");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(
+            stored_times(&store.inner).await,
+            (51..=150).collect::<Vec<_>>()
+        );
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+}

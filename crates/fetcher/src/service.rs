@@ -1,0 +1,220 @@
+//! `ratecast-fetcher` as a service of the multi-process deployment: poll the
+//! upstream once a second into MongoDB through the write buffer, and answer
+//! health checks on a small HTTP port.
+//!
+//! Two fetchers may run at once for high availability: the store's unique
+//! (asset, time) key turns the second one's inserts into ignored duplicates.
+
+use std::{
+    net::TcpListener,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, web};
+use clap::Parser;
+use ratecast_core::{
+    AssetList,
+    cli::{LogFormat, parse_duration},
+    report::ErrorChain,
+};
+use ratecast_mongo::{MongoStore, SetupError};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::{info, warn};
+use url::Url;
+
+use crate::{
+    BufferedSink, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
+    http::parse_rates_url, source::FetchError,
+};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ratecast-fetcher",
+    version,
+    about = "The ratecast fetcher: polls the rates URL once a second into MongoDB.",
+    long_about = "The ratecast fetcher: polls the rates URL once a second into MongoDB.\n\n\
+        Points wait in a bounded buffer while MongoDB is unreachable and are written \
+        in order when it is back. Without EMCONT_EXCHANGE_RATES_URL it writes \
+        SIMULATED rates (a random walk, not market data).\n\n\
+        Every flag can also be set by the environment variable shown with it."
+)]
+pub struct FetcherServiceConfig {
+    /// Upstream rates URL (Emcont/FXCM JSONP). Unset: simulated rates, logged loudly.
+    #[arg(long, env = "EMCONT_EXCHANGE_RATES_URL", value_parser = parse_rates_url)]
+    pub rates_url: Option<Url>,
+
+    /// MongoDB replica-set URI (required).
+    #[arg(long, env = "MONGO_CONNECTION_URI", hide_env_values = true)]
+    pub mongo_uri: String,
+
+    /// MongoDB database name.
+    #[arg(long, env = "MONGO_INITDB_DATABASE", default_value = "ratecast")]
+    pub mongo_db: String,
+
+    /// Comma-separated assets, ids 1..N in this order; must match the API's.
+    #[arg(
+        long,
+        env = "ASSET_LIST",
+        default_value = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD"
+    )]
+    pub assets: AssetList,
+
+    /// How long MongoDB keeps points (the TTL index), e.g. 7d.
+    #[arg(long, env = "MONGO_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub mongo_retention: Duration,
+
+    /// Seconds of points buffered while MongoDB is unreachable; older ones are dropped.
+    #[arg(long, env = "FETCHER_BUFFER_SECONDS", default_value_t = 900)]
+    pub buffer_seconds: u32,
+
+    /// Address of the health endpoints (/healthz, /readyz).
+    #[arg(long, env = "FETCHER_HTTP_HOST", default_value = "0.0.0.0")]
+    pub http_host: String,
+
+    /// Port of the health endpoints.
+    #[arg(long, env = "FETCHER_HTTP_PORT", default_value_t = 8081)]
+    pub http_port: u16,
+
+    /// Log output: human-readable text or one JSON object per line.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Why the fetcher service stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("MongoDB set-up failed")]
+    Mongo(#[from] SetupError),
+    #[error("cannot create the upstream HTTP client")]
+    HttpClient(#[source] FetchError),
+    #[error("health endpoint server failed")]
+    Health(#[source] std::io::Error),
+}
+
+/// What the health endpoints report; filled in as the service comes up.
+#[derive(Default)]
+struct Health {
+    /// Set once MongoDB is connected and indexed.
+    sink: OnceLock<BufferedSink>,
+}
+
+/// Points buffered beyond which the fetcher reports itself not ready: a few
+/// seconds' worth is normal write latency, more means the store is not taking them.
+const READY_BACKLOG_SECONDS: usize = 5;
+
+/// Runs the fetcher until `shutdown`: health endpoints on `health_listener`,
+/// MongoDB connected with retries, then the poller.
+pub async fn run_service(
+    config: FetcherServiceConfig,
+    health_listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServiceError> {
+    let health = Arc::new(Health::default());
+    let backlog_limit = READY_BACKLOG_SECONDS * config.assets.len();
+    let server = health_server(health_listener, health.clone(), backlog_limit)
+        .map_err(ServiceError::Health)?;
+    let server_handle = server.handle();
+    let server_task = tokio::spawn(server);
+    let result = poll_into_mongo(&config, &health, &shutdown).await;
+    shutdown.cancel();
+    let (_, stopped) = tokio::join!(server_handle.stop(true), server_task);
+    if let Ok(Err(error)) = stopped {
+        warn!(error = %ErrorChain(&error), "health endpoint server failed");
+    }
+    result
+}
+
+async fn poll_into_mongo(
+    config: &FetcherServiceConfig,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> Result<(), ServiceError> {
+    let Some(store) = MongoStore::connect_with_retry(
+        &config.mongo_uri,
+        &config.mongo_db,
+        config.assets.clone(),
+        shutdown,
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    store.ensure_indexes(config.mongo_retention).await?;
+    let tasks = TaskTracker::new();
+    let capacity = config.buffer_seconds as usize * config.assets.len();
+    let sink = BufferedSink::spawn(store, capacity, &tasks, shutdown.clone());
+    let _ = health.sink.set(sink.clone());
+    info!(buffer_points = capacity, "writing points to MongoDB");
+    match &config.rates_url {
+        Some(url) => {
+            let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
+                .map_err(ServiceError::HttpClient)?;
+            poll(source, sink, config, shutdown).await;
+        }
+        None => {
+            warn!(
+                "EMCONT_EXCHANGE_RATES_URL is not set: writing SIMULATED rates (a random walk, not market data)"
+            );
+            poll(SimulatedSource::new(&config.assets), sink, config, shutdown).await;
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+    Ok(())
+}
+
+async fn poll<R: RateSource>(
+    source: R,
+    sink: BufferedSink,
+    config: &FetcherServiceConfig,
+    shutdown: &CancellationToken,
+) {
+    Poller::new(source, sink, config.assets.clone())
+        .run(shutdown.clone())
+        .await;
+}
+
+fn health_server(
+    listener: TcpListener,
+    health: Arc<Health>,
+    backlog_limit: usize,
+) -> std::io::Result<actix_web::dev::Server> {
+    let health = web::Data::from(health);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(health.clone())
+            .app_data(web::Data::new(backlog_limit))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)?
+    .run())
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("ok\n")
+}
+
+async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> HttpResponse {
+    let unavailable = |text: String| {
+        HttpResponse::ServiceUnavailable()
+            .content_type(ContentType::plaintext())
+            .body(text)
+    };
+    match health.sink.get() {
+        None => unavailable("not ready: connecting to MongoDB\n".into()),
+        Some(sink) if sink.len() > **backlog_limit => unavailable(format!(
+            "not ready: {} points buffered, MongoDB is not taking them\n",
+            sink.len()
+        )),
+        Some(_) => HttpResponse::Ok()
+            .content_type(ContentType::plaintext())
+            .body("ready\n"),
+    }
+}
