@@ -201,17 +201,22 @@ impl Hub {
         true
     }
 
-    /// Subscribes to `id`: its current history frame and a receiver of every
-    /// later point. `None` for an unknown asset.
-    pub fn subscribe(&self, id: AssetId, now: i64) -> Option<Subscription> {
+    /// Subscribes to `id`: its history frame and a receiver of every later
+    /// point. With `since`, the history holds only points after `since` (built
+    /// for this subscriber); without it, the shared frame of the whole window.
+    /// `None` for an unknown asset.
+    pub fn subscribe(&self, id: AssetId, now: i64, since: Option<i64>) -> Option<Subscription> {
         let channel = self.channel(id)?;
         let mut state = channel.lock();
         if state.window.evict_before(history_cutoff(now)) {
             state.history = None;
         }
-        let history = match &state.history {
-            Some(frame) => frame.clone(),
-            None => {
+        let history = match (since, &state.history) {
+            (Some(since), _) => {
+                history_frame(&channel.asset, state.window.since(since.saturating_add(1)))
+            }
+            (None, Some(frame)) => frame.clone(),
+            (None, None) => {
                 let frame = history_frame(&channel.asset, state.window.since(i64::MIN));
                 self.history_builds.fetch_add(1, Ordering::Relaxed);
                 state.history = Some(frame.clone());
@@ -300,7 +305,7 @@ mod tests {
         let hub = hub();
         hub.apply(&point(1, NOW - 2, 1.0), NOW);
         hub.apply(&point(1, NOW - 1, 1.1), NOW);
-        let mut sub = hub.subscribe(AssetId(1), NOW).expect("known asset");
+        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("known asset");
         hub.apply(&point(1, NOW, 1.2), NOW);
         assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1]);
         let live = sub.points.try_recv().expect("the next point is queued");
@@ -311,7 +316,7 @@ mod tests {
     #[test]
     fn stale_and_repeated_points_are_not_pushed() {
         let hub = hub();
-        let mut sub = hub.subscribe(AssetId(2), NOW).expect("known asset");
+        let mut sub = hub.subscribe(AssetId(2), NOW, None).expect("known asset");
         assert!(hub.apply(&point(2, NOW, 150.0), NOW));
         assert!(!hub.apply(&point(2, NOW, 151.0), NOW), "same second");
         assert!(!hub.apply(&point(2, NOW - 5, 149.0), NOW), "older");
@@ -324,8 +329,8 @@ mod tests {
     fn the_history_frame_is_built_once_per_change_and_shared() {
         let hub = hub();
         hub.apply(&point(1, NOW, 1.0), NOW);
-        let a = hub.subscribe(AssetId(1), NOW).expect("asset").history;
-        let b = hub.subscribe(AssetId(1), NOW).expect("asset").history;
+        let a = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
+        let b = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
         assert_eq!(hub.history_builds(), 1);
         assert_eq!(
             a.as_bytes().as_ptr(),
@@ -333,9 +338,31 @@ mod tests {
             "same bytes, not a copy"
         );
         hub.apply(&point(1, NOW + 1, 1.1), NOW + 1);
-        let c = hub.subscribe(AssetId(1), NOW + 1).expect("asset").history;
+        let c = hub
+            .subscribe(AssetId(1), NOW + 1, None)
+            .expect("asset")
+            .history;
         assert_eq!(hub.history_builds(), 2);
         assert_eq!(history_times(&c), vec![NOW, NOW + 1]);
+    }
+
+    #[test]
+    fn since_limits_the_history_to_what_a_reconnecting_client_missed() {
+        let hub = hub();
+        for t in NOW - 10..=NOW {
+            hub.apply(&point(1, t, 1.0), NOW);
+        }
+        let sub = hub
+            .subscribe(AssetId(1), NOW, Some(NOW - 3))
+            .expect("asset");
+        assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1, NOW]);
+        let caught_up = hub.subscribe(AssetId(1), NOW, Some(NOW)).expect("asset");
+        assert!(history_times(&caught_up.history).is_empty());
+        assert_eq!(
+            hub.history_builds(),
+            0,
+            "filtered histories do not replace the shared one"
+        );
     }
 
     #[test]
@@ -344,12 +371,12 @@ mod tests {
         for t in NOW - 2000..=NOW {
             hub.apply(&point(1, t, 1.0), NOW);
         }
-        let times = history_times(&hub.subscribe(AssetId(1), NOW).expect("asset").history);
+        let times = history_times(&hub.subscribe(AssetId(1), NOW, None).expect("asset").history);
         assert_eq!(times.len(), HISTORY_SPAN_SECS as usize);
         assert_eq!(times.first(), Some(&(NOW - 1799)));
         // Later, with no new points, expired ones leave the window and the frame.
         let later = history_times(
-            &hub.subscribe(AssetId(1), NOW + 1000)
+            &hub.subscribe(AssetId(1), NOW + 1000, None)
                 .expect("asset")
                 .history,
         );

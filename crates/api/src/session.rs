@@ -12,7 +12,10 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use bytestring::ByteString;
 use futures_util::StreamExt;
 use ratecast_core::{
-    protocol::{ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame},
+    protocol::{
+        ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame,
+        unsubscribed_frame,
+    },
     time::unix_now_secs,
 };
 use tokio::{sync::broadcast::error::RecvError, time::Instant};
@@ -175,8 +178,8 @@ async fn on_message(
     match message {
         AggregatedMessage::Text(text) => match parse_request(&text, hub.assets()) {
             Ok(ClientRequest::Assets) => send(session, hub.assets_frame(), config).await,
-            Ok(ClientRequest::Subscribe { asset }) => {
-                match hub.subscribe(asset.id, unix_now_secs()) {
+            Ok(ClientRequest::Subscribe { asset, since }) => {
+                match hub.subscribe(asset.id, unix_now_secs(), since) {
                     Some(new) => {
                         let history = new.history.clone();
                         // Replacing drops the old receiver before the new history is
@@ -189,6 +192,10 @@ async fn on_message(
                         send(session, error_frame(&error), config).await
                     }
                 }
+            }
+            Ok(ClientRequest::Unsubscribe) => {
+                let was = subscription.take().map(|s| s.asset.id);
+                send(session, unsubscribed_frame(was), config).await
             }
             Ok(ClientRequest::History { asset, from, to }) => {
                 let frame = match hub.range(asset.id, from, to).await {

@@ -19,8 +19,12 @@ use crate::{
 pub enum ClientRequest {
     /// `{"action":"assets","message":{}}`
     Assets,
-    /// `{"action":"subscribe","message":{"assetId":N}}`, N a tracked asset.
-    Subscribe { asset: Asset },
+    /// `{"action":"subscribe","message":{"assetId":N}}`, N a tracked asset;
+    /// with `"since":T` the history holds only points after T (a reconnecting
+    /// client gets exactly what it missed).
+    Subscribe { asset: Asset, since: Option<i64> },
+    /// `{"action":"unsubscribe","message":{}}`: stop receiving points.
+    Unsubscribe,
     /// `{"action":"history","message":{"assetId":N,"from":T1,"to":T2}}`: the
     /// stored points with `T1 <= time <= T2`, at most [`MAX_HISTORY_SPAN_SECS`].
     History { asset: Asset, from: i64, to: i64 },
@@ -83,7 +87,7 @@ impl RequestError {
 }
 
 /// The actions a client may send, listed in `unknown_action` errors.
-pub const ACTIONS: &[&str] = &["assets", "subscribe", "history"];
+pub const ACTIONS: &[&str] = &["assets", "subscribe", "unsubscribe", "history"];
 
 /// Parses one client text frame against the tracked `assets`.
 pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, RequestError> {
@@ -145,7 +149,9 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
         "assets" => Ok(ClientRequest::Assets),
         "subscribe" => Ok(ClientRequest::Subscribe {
             asset: parse_asset(&message, assets)?,
+            since: optional_time(&message, "since")?,
         }),
+        "unsubscribe" => Ok(ClientRequest::Unsubscribe),
         _ => parse_history(&message, assets),
     }
 }
@@ -156,17 +162,8 @@ fn parse_history(
 ) -> Result<ClientRequest, RequestError> {
     let asset = parse_asset(message, assets)?;
     let bound = |field: &str| -> Result<i64, RequestError> {
-        let value = message.get(field).ok_or_else(|| {
+        optional_time(message, field)?.ok_or_else(|| {
             RequestError::new(ErrorCode::InvalidRange, format!("missing \"{field}\""))
-        })?;
-        value.as_i64().filter(|t| *t >= 0).ok_or_else(|| {
-            RequestError::new(
-                ErrorCode::InvalidRange,
-                format!(
-                    "\"{field}\" must be Unix seconds (a non-negative integer), got {}",
-                    describe(value)
-                ),
-            )
         })
     };
     let (from, to) = (bound("from")?, bound("to")?);
@@ -186,6 +183,22 @@ fn parse_history(
         ));
     }
     Ok(ClientRequest::History { asset, from, to })
+}
+
+/// An optional Unix-seconds field: absent or `null` is `None`.
+fn optional_time(message: &Map<String, Value>, field: &str) -> Result<Option<i64>, RequestError> {
+    match message.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => value.as_i64().filter(|t| *t >= 0).map(Some).ok_or_else(|| {
+            RequestError::new(
+                ErrorCode::InvalidRange,
+                format!(
+                    "\"{field}\" must be Unix seconds (a non-negative integer), got {}",
+                    describe(value)
+                ),
+            )
+        }),
+    }
 }
 
 fn parse_asset(message: &Map<String, Value>, assets: &AssetList) -> Result<Asset, RequestError> {
@@ -356,6 +369,22 @@ pub fn range_frame(asset: &Asset, from: i64, to: i64, points: &[Point]) -> ByteS
     )
 }
 
+/// `{"action":"unsubscribed","message":{"assetId":N|null}}`: the asset that was
+/// followed, if any.
+pub fn unsubscribed_frame(asset: Option<AssetId>) -> ByteString {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Unsubscribed {
+        asset_id: Option<u32>,
+    }
+    frame(
+        "unsubscribed",
+        Unsubscribed {
+            asset_id: asset.map(|a| a.0),
+        },
+    )
+}
+
 /// `{"action":"error","message":{"code":…,"error":…}}`
 pub fn error_frame(error: &RequestError) -> ByteString {
     frame(
@@ -394,7 +423,7 @@ mod tests {
             &assets(),
         );
         assert!(
-            matches!(&subscribe, Ok(ClientRequest::Subscribe { asset }) if &*asset.name == "USDJPY"),
+            matches!(&subscribe, Ok(ClientRequest::Subscribe { asset, since: None }) if &*asset.name == "USDJPY"),
             "{subscribe:?}"
         );
     }
@@ -450,7 +479,36 @@ mod tests {
             .expect_err("unknown action");
         assert_eq!(
             err.message,
-            "unknown action \"sub\"; expected one of assets, subscribe, history"
+            "unknown action \"sub\"; expected one of assets, subscribe, unsubscribe, history"
+        );
+    }
+
+    #[test]
+    fn subscribe_takes_an_optional_since_and_unsubscribe_takes_nothing() {
+        let parse = |text: &str| parse_request(text, &assets());
+        assert!(matches!(
+            parse(r#"{"action":"subscribe","message":{"assetId":1,"since":1700000000}}"#),
+            Ok(ClientRequest::Subscribe {
+                since: Some(1_700_000_000),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(r#"{"action":"subscribe","message":{"assetId":1,"since":null}}"#),
+            Ok(ClientRequest::Subscribe { since: None, .. })
+        ));
+        for bad in [r#""1700000000""#, "-1", "1.5", "[]"] {
+            let text =
+                format!(r#"{{"action":"subscribe","message":{{"assetId":1,"since":{bad}}}}}"#);
+            assert_eq!(
+                parse(&text).expect_err(&text).code,
+                ErrorCode::InvalidRange,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse(r#"{"action":"unsubscribe","message":{}}"#),
+            Ok(ClientRequest::Unsubscribe)
         );
     }
 
@@ -534,6 +592,14 @@ mod tests {
         assert_eq!(
             &*range_frame(asset, 5, 20, &[point]),
             r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}]}}"#
+        );
+        assert_eq!(
+            &*unsubscribed_frame(Some(AssetId(3))),
+            r#"{"action":"unsubscribed","message":{"assetId":3}}"#
+        );
+        assert_eq!(
+            &*unsubscribed_frame(None),
+            r#"{"action":"unsubscribed","message":{"assetId":null}}"#
         );
         let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
         assert_eq!(

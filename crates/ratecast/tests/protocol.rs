@@ -435,3 +435,52 @@ async fn until_the_store_is_connected_readyz_and_upgrades_answer_503() {
     shutdown.cancel();
     server.await.expect("task").expect("clean stop");
 }
+
+#[tokio::test]
+async fn subscribe_with_since_sends_exactly_the_points_a_reconnecting_client_missed() {
+    let server = ApiServer::start(ASSETS).await;
+    let now = unix_now_secs();
+    for t in now - 10..now {
+        server.insert(&[point(1, "EURUSD", t, 1.0)]).await;
+    }
+    let mut client = server.client().await;
+    client
+        .send_text(&format!(
+            r#"{{"action":"subscribe","message":{{"assetId":1,"since":{}}}}}"#,
+            now - 4
+        ))
+        .await;
+    let history = client.expect("asset_history").await;
+    let points = history["points"].as_array().expect("points").clone();
+    assert_eq!(times(&points), vec![now - 3, now - 2, now - 1]);
+    server.insert(&[point(1, "EURUSD", now, 1.0)]).await;
+    assert_eq!(client.expect("point").await["time"], now);
+}
+
+#[tokio::test]
+async fn unsubscribe_is_confirmed_and_no_point_follows_it() {
+    let server = ApiServer::start(ASSETS).await;
+    let now = unix_now_secs();
+    let mut client = server.client().await;
+    client.subscribe(1).await;
+    client
+        .send_text(r#"{"action":"unsubscribe","message":{}}"#)
+        .await;
+    assert_eq!(
+        client.next_json().await,
+        json!({"action":"unsubscribed","message":{"assetId":1}})
+    );
+    server.insert(&[point(1, "EURUSD", now, 1.0)]).await;
+    // The next frame is the answer to this request, not a point.
+    client
+        .send_text(r#"{"action":"assets","message":{}}"#)
+        .await;
+    client.expect("assets").await;
+    client
+        .send_text(r#"{"action":"unsubscribe","message":{}}"#)
+        .await;
+    assert_eq!(
+        client.next_json().await,
+        json!({"action":"unsubscribed","message":{"assetId":null}})
+    );
+}
