@@ -57,6 +57,7 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             points = snapshot_len,
             "history window loaded; following live points"
         );
+        let mut delivered = false;
         let error = loop {
             // Only shutdown races the feed: a store's `next` need not be cancel-safe.
             let next = tokio::select! {
@@ -66,6 +67,7 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             match next {
                 Ok(point) => {
                     failures = 0;
+                    delivered = true;
                     if !hub.is_ready() {
                         info!("live feed resumed");
                         hub.set_ready(true);
@@ -81,6 +83,10 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 Err(error) => break error,
             }
         };
+        // A feed that keeps ending before delivering anything backs off too.
+        if !delivered {
+            failures = failures.saturating_add(1);
+        }
         match error {
             FeedError::Lagged { missed } => {
                 warn!(missed, "live feed lagged; reloading the window");
@@ -90,7 +96,6 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             }
             error => {
                 hub.set_ready(false);
-                failures = failures.saturating_add(1);
                 warn!(%error, "live feed stopped; following again");
             }
         }

@@ -64,10 +64,16 @@ pub async fn run_service(
     let connect = {
         let (assets, shutdown) = (config.assets.clone(), shutdown.clone());
         async move {
-            MongoStore::connect_with_retry(&config.mongo_uri, &config.mongo_db, assets, &shutdown)
-                .await
-                .map_err(|e| ApiError::Connect(ErrorChain(&e).to_string()))?
-                .ok_or_else(|| ApiError::Connect("shut down before MongoDB was reachable".into()))
+            MongoStore::connect_with_retry(
+                &config.mongo_uri,
+                &config.mongo_db,
+                assets,
+                None,
+                &shutdown,
+            )
+            .await
+            .map_err(|e| ApiError::Connect(ErrorChain(&e).to_string()))?
+            .ok_or_else(|| ApiError::Connect("shut down before MongoDB was reachable".into()))
         }
     };
     crate::run(

@@ -134,13 +134,13 @@ async fn poll_into_mongo(
         &config.mongo_uri,
         &config.mongo_db,
         config.assets.clone(),
+        Some(config.mongo_retention),
         shutdown,
     )
     .await?
     else {
         return Ok(());
     };
-    store.ensure_indexes(config.mongo_retention).await?;
     let tasks = TaskTracker::new();
     let capacity = config.buffer_seconds as usize * config.assets.len();
     let sink = BufferedSink::spawn(store, capacity, &tasks, shutdown.clone());

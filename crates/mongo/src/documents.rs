@@ -74,6 +74,18 @@ pub fn history_filter(asset: AssetId, from: i64, to: i64) -> Document {
     doc! { "assetId": i64::from(asset.0), "time": { "$gte": from, "$lte": to } }
 }
 
+/// The window of every tracked asset since `since`, in one query served by
+/// [`asset_time_index`] (`$in` on the asset, range on time).
+pub fn window_filter(assets: &[AssetId], since: i64) -> Document {
+    let ids: Vec<i64> = assets.iter().map(|a| i64::from(a.0)).collect();
+    doc! { "assetId": { "$in": ids }, "time": { "$gte": since } }
+}
+
+/// Per asset, ascending by time.
+pub fn window_sort() -> Document {
+    doc! { "assetId": 1, "time": 1 }
+}
+
 /// Ascending by time.
 pub fn history_sort() -> Document {
     doc! { "time": 1 }
@@ -201,6 +213,11 @@ mod tests {
             doc! { "assetId": 3_i64, "time": { "$gte": 100_i64, "$lte": 200_i64 } }
         );
         assert_eq!(history_sort(), doc! { "time": 1 });
+        assert_eq!(
+            window_filter(&[AssetId(1), AssetId(2)], 500),
+            doc! { "assetId": { "$in": [1_i64, 2_i64] }, "time": { "$gte": 500_i64 } }
+        );
+        assert_eq!(window_sort(), doc! { "assetId": 1, "time": 1 });
     }
 
     #[test]

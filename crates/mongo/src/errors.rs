@@ -102,6 +102,17 @@ pub fn server_code(error: &Error) -> Option<i32> {
     })
 }
 
+/// Whether retrying later may succeed: connection trouble, elections, shutdowns,
+/// write-concern timeouts. Anything else the server said is permanent.
+pub fn is_transient(error: &Error) -> bool {
+    const WRITE_CONCERN_FAILED: i32 = 64;
+    is_network_error(error)
+        || error.contains_label("RetryableWriteError")
+        || error.contains_label(RESUMABLE_LABEL)
+        || server_code(error)
+            .is_some_and(|c| c == WRITE_CONCERN_FAILED || RESUMABLE_CODES.contains(&c))
+}
+
 /// Connection-level failures: the server may be back in a moment.
 fn is_network_error(error: &Error) -> bool {
     matches!(
@@ -196,6 +207,19 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn transient_errors_are_told_from_permanent_ones() {
+        let io = Error::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "slow"));
+        assert!(is_transient(&io));
+        assert!(
+            is_transient(&command_error(10107)),
+            "NotWritablePrimary during an election"
+        );
+        assert!(is_transient(&command_error(64)), "write concern timeout");
+        assert!(!is_transient(&command_error(13)), "Unauthorized");
+        assert!(!is_transient(&command_error(85)), "IndexOptionsConflict");
     }
 
     #[test]

@@ -82,9 +82,14 @@ impl LiveFeed for MongoFeed {
     async fn next(&mut self) -> Result<Point, FeedError> {
         loop {
             let Some(stream) = self.stream.as_mut() else {
+                let Some(token) = self.token.clone() else {
+                    // A stream opened "from now" would silently skip what happened
+                    // since the last event: reload the window instead.
+                    return Err(FeedError::Reset("no resume token to continue from".into()));
+                };
                 tokio::time::sleep(backoff(self.attempt)).await;
                 self.attempt = self.attempt.saturating_add(1);
-                match self.store.open_stream(self.token.clone()).await {
+                match self.store.resume_stream(token).await {
                     Ok(stream) => {
                         info!("change stream resumed from its last token");
                         self.stream = Some(stream);
@@ -96,13 +101,18 @@ impl LiveFeed for MongoFeed {
             match stream.next_if_any().await {
                 Ok(Some(event)) => {
                     self.attempt = 0;
-                    self.token = stream.resume_token();
+                    // Never replace a good token with none.
+                    if let Some(token) = stream.resume_token() {
+                        self.token = Some(token);
+                    }
                     if let Some(point) = self.point_of(event) {
                         return Ok(point);
                     }
                 }
                 Ok(None) => {
-                    self.token = stream.resume_token();
+                    if let Some(token) = stream.resume_token() {
+                        self.token = Some(token);
+                    }
                     if !stream.is_alive() {
                         self.stream = None;
                     }

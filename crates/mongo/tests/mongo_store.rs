@@ -105,8 +105,17 @@ async fn a_new_ttl_retention_replaces_the_old_one() {
     let store = connect(&uri, &fresh_database(), conformance::assets())
         .await
         .expect("store");
+    assert_eq!(
+        store.stored_retention().await.expect("indexes"),
+        Some(DEFAULT_RETENTION)
+    );
     store
         .ensure_indexes(std::time::Duration::from_secs(3600))
         .await
         .expect("changing the TTL is not an error");
+    assert_eq!(
+        store.stored_retention().await.expect("indexes"),
+        Some(std::time::Duration::from_secs(3600)),
+        "the TTL index now expires points after an hour"
+    );
 }

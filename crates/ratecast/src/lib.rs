@@ -74,17 +74,18 @@ async fn run_on_mongo(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     info!(database = %config.mongo_db, "store: MongoDB");
-    let connected =
-        MongoStore::connect_with_retry(&uri, &config.mongo_db, config.assets.clone(), &shutdown)
-            .await
-            .map_err(RunError::Mongo)?;
+    let connected = MongoStore::connect_with_retry(
+        &uri,
+        &config.mongo_db,
+        config.assets.clone(),
+        Some(config.mongo_retention),
+        &shutdown,
+    )
+    .await
+    .map_err(RunError::Mongo)?;
     let Some(store) = connected else {
         return Ok(());
     };
-    store
-        .ensure_indexes(config.mongo_retention)
-        .await
-        .map_err(RunError::Mongo)?;
     let tasks = TaskTracker::new();
     let capacity = config.buffer_seconds as usize * config.assets.len();
     let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
