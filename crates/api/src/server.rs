@@ -21,6 +21,9 @@ use crate::{
     session::{SessionConfig, run_session},
 };
 
+/// The page served to browsers at `/`: self-contained, embedded at compile time.
+const INDEX_PAGE: &str = include_str!("page/index.html");
+
 /// What actix's own graceful stop may take once the sessions are gone; part of
 /// [`ServerConfig::shutdown_timeout`], so the whole shutdown fits in that budget.
 const ACTIX_STOP_BUDGET: Duration = Duration::from_secs(1);
@@ -127,11 +130,9 @@ async fn index(
 ) -> actix_web::Result<HttpResponse> {
     if !is_websocket_upgrade(&req) {
         return Ok(HttpResponse::Ok()
-            .content_type(ContentType::plaintext())
-            .body(
-                "ratecast: connect a websocket client to this URL and send \
-             {\"action\":\"assets\",\"message\":{}}\n",
-            ));
+            .content_type(ContentType::html())
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .body(INDEX_PAGE));
     }
     if state.shutdown.is_cancelled() {
         return Ok(HttpResponse::ServiceUnavailable().body("shutting down\n"));

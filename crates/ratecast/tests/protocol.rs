@@ -272,11 +272,11 @@ async fn client_pings_are_answered() {
 }
 
 #[tokio::test]
-async fn plain_http_gets_a_hint_and_health_endpoints_answer() {
+async fn plain_http_gets_the_page_and_health_endpoints_answer() {
     let server = ApiServer::start(ASSETS).await;
     let (status, body) = http_get(server.addr, "/").await;
     assert_eq!(status, 200);
-    assert!(body.contains("websocket"), "{body}");
+    assert!(body.contains("<html") && body.contains("ratecast"), "{body}");
     assert_eq!(
         http_get(server.addr, "/healthz").await,
         (200, "ok\n".into())
