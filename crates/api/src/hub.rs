@@ -28,12 +28,21 @@ use tokio::sync::broadcast;
 
 /// Point frames buffered per asset for subscribers, shared by all of them.
 ///
-/// Slow-consumer policy: a subscriber that falls more than this many points behind
-/// (about a minute at one point a second) misses frames, which its session sees as
-/// `Lagged` and answers by closing the connection with 1008 "slow consumer" (the
-/// client reconnects and resubscribes). The buffer is one ring per asset, so its
-/// memory does not grow with the number of subscribers.
+/// The buffer is one ring per asset, so its memory does not grow with the number
+/// of subscribers. A subscriber more than this many points behind (a burst, e.g.
+/// a fetcher flushing a backlog after a store outage) misses frames; its session
+/// sees `Lagged` and catches up from the window with [`Hub::catch_up`], so the
+/// client still receives every point once and in order. Slow-consumer policy:
+/// only a client that does not take a frame within the send timeout is closed
+/// (1008 "slow consumer", see `SessionConfig::send_timeout`).
 pub const POINT_BUFFER: usize = 64;
+
+/// A serialized `point` frame and its time, as broadcast to subscribers.
+#[derive(Debug, Clone)]
+pub struct PointFrame {
+    pub time: i64,
+    pub frame: ByteString,
+}
 
 /// Shared state of all subscribers; one per API process.
 pub struct Hub {
@@ -84,7 +93,7 @@ struct ChannelState {
     /// The serialized history of `window`, built on the first subscribe after a
     /// change and shared until the next one.
     history: Option<ByteString>,
-    points: broadcast::Sender<ByteString>,
+    points: broadcast::Sender<PointFrame>,
 }
 
 /// What a subscriber gets: the history so far and the live points after it.
@@ -93,7 +102,10 @@ pub struct Subscription {
     /// The `asset_history` frame.
     pub history: ByteString,
     /// Every `point` frame of this asset applied after `history` was taken.
-    pub points: broadcast::Receiver<ByteString>,
+    pub points: broadcast::Receiver<PointFrame>,
+    /// The newest time the client has (history or `since`): a catch-up
+    /// continues after it and live points not after it are not sent again.
+    pub last_time: Option<i64>,
 }
 
 impl Hub {
@@ -189,7 +201,10 @@ impl Hub {
         {
             return false;
         }
-        let frame = point_frame(point);
+        let frame = PointFrame {
+            time: point.time,
+            frame: point_frame(point),
+        };
         let mut state = channel.lock();
         if !state.window.push(point.time, point.value) {
             return false;
@@ -211,10 +226,12 @@ impl Hub {
         if state.window.evict_before(history_cutoff(now)) {
             state.history = None;
         }
+        let from = since.map_or(i64::MIN, |since| since.saturating_add(1));
+        // A client resuming from `since` already has everything up to it, even if
+        // this replica's window does not reach that far yet.
+        let last_time = state.window.since(from).last().map(|(t, _)| t).max(since);
         let history = match (since, &state.history) {
-            (Some(since), _) => {
-                history_frame(&channel.asset, state.window.since(since.saturating_add(1)))
-            }
+            (Some(_), _) => history_frame(&channel.asset, state.window.since(from)),
             (None, Some(frame)) => frame.clone(),
             (None, None) => {
                 let frame = history_frame(&channel.asset, state.window.since(i64::MIN));
@@ -227,7 +244,35 @@ impl Hub {
             asset: channel.asset.clone(),
             history,
             points: state.points.subscribe(),
+            last_time,
         })
+    }
+
+    /// For a subscriber that lagged: the `point` frames of the window after
+    /// `after`, and a new receiver of every point applied after them (taken under
+    /// the same lock, so nothing is missed or repeated).
+    pub fn catch_up(
+        &self,
+        id: AssetId,
+        after: Option<i64>,
+    ) -> Option<(Vec<PointFrame>, broadcast::Receiver<PointFrame>)> {
+        let channel = self.channel(id)?;
+        let state = channel.lock();
+        let from = after.map_or(i64::MIN, |t| t.saturating_add(1));
+        let frames = state
+            .window
+            .since(from)
+            .map(|(time, value)| PointFrame {
+                time,
+                frame: point_frame(&Point {
+                    asset_id: channel.asset.id,
+                    asset_name: channel.asset.name.clone(),
+                    time,
+                    value,
+                }),
+            })
+            .collect();
+        Some((frames, state.points.subscribe()))
     }
 
     /// Drops points that left the history span, so memory stays bounded and a
@@ -309,7 +354,12 @@ mod tests {
         hub.apply(&point(1, NOW, 1.2), NOW);
         assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1]);
         let live = sub.points.try_recv().expect("the next point is queued");
-        assert!(live.contains(&format!("\"time\":{NOW}")), "{live}");
+        assert_eq!(live.time, NOW);
+        assert!(
+            live.frame.contains(&format!("\"time\":{NOW}")),
+            "{}",
+            live.frame
+        );
         assert!(sub.points.try_recv().is_err(), "nothing else");
     }
 
@@ -363,6 +413,26 @@ mod tests {
             0,
             "filtered histories do not replace the shared one"
         );
+    }
+
+    #[test]
+    fn a_lagged_subscriber_catches_up_from_the_window_without_gap_or_duplicate() {
+        let hub = hub();
+        hub.apply(&point(1, NOW - 100, 1.0), NOW);
+        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        assert_eq!(sub.last_time, Some(NOW - 100));
+        for t in NOW - 99..=NOW {
+            hub.apply(&point(1, t, 1.0), NOW);
+        }
+        assert!(matches!(
+            sub.points.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(_))
+        ));
+        let (frames, mut points) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
+        let times: Vec<i64> = frames.iter().map(|f| f.time).collect();
+        assert_eq!(times, (NOW - 99..=NOW).collect::<Vec<_>>());
+        hub.apply(&point(1, NOW + 1, 1.0), NOW + 1);
+        assert_eq!(points.try_recv().expect("next live point").time, NOW + 1);
     }
 
     #[test]

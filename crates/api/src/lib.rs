@@ -5,8 +5,10 @@
 //! actix-web server whose sessions read from it. The caller binds the listener and
 //! owns the shutdown token.
 
+pub mod config;
 pub mod feed;
 pub mod hub;
+pub mod limits;
 pub mod server;
 pub mod service;
 pub mod session;
@@ -16,6 +18,7 @@ use std::{future::Future, net::TcpListener, sync::Arc};
 use ratecast_core::{AssetList, PointStore};
 use tokio_util::sync::CancellationToken;
 
+pub use config::ServerArgs;
 pub use hub::Hub;
 pub use server::ServerConfig;
 pub use session::SessionConfig;

@@ -5,7 +5,15 @@
 //! is loaded and its feed is live). Sessions run on the worker that accepted them
 //! and are tracked, so shutdown can wait for every one to send its close frame.
 
-use std::{io, net::TcpListener, sync::Arc, time::Duration};
+use std::{
+    io,
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
@@ -38,6 +46,12 @@ pub struct ServerConfig {
     pub max_connections_per_worker: usize,
     /// The whole shutdown budget: sessions closing with 1001, then actix stopping.
     pub shutdown_timeout: Duration,
+    /// Websocket sessions per process; further upgrades get 503 before upgrading.
+    pub max_connections: usize,
+    /// Browser origins allowed to open a websocket (`Origin` header, exact
+    /// match such as `https://rates.example.com`); `None` allows any origin.
+    /// Requests without `Origin` (non-browser clients) are always allowed.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +61,8 @@ impl Default for ServerConfig {
             workers: 0,
             max_connections_per_worker: 25_000,
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            allowed_origins: None,
         }
     }
 }
@@ -59,6 +75,19 @@ struct AppState {
     shutdown: CancellationToken,
     /// Every live session, so shutdown can wait for their close frames.
     sessions: TaskTracker,
+    /// Sessions now open, for `max_connections`.
+    open: Arc<AtomicUsize>,
+    max_connections: usize,
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// Counts one open session from upgrade until its task ends.
+struct OpenSession(Arc<AtomicUsize>);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Serves HTTP and websockets on `listener` until `shutdown` is cancelled, then
@@ -76,6 +105,9 @@ pub async fn serve(
         session: config.session.clone(),
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
+        open: Arc::default(),
+        max_connections: config.max_connections,
+        allowed_origins: config.allowed_origins.clone(),
     });
     let server = build_server(listener, state, &config)?;
     let handle = server.handle();
@@ -142,6 +174,19 @@ async fn index(
             .insert_header((header::RETRY_AFTER, "1"))
             .body("starting: history window not loaded yet\n"));
     }
+    if !origin_allowed(&req, state.allowed_origins.as_deref()) {
+        return Ok(HttpResponse::Forbidden().body("origin not allowed\n"));
+    }
+    // Reserve a slot before upgrading; release it if the upgrade fails.
+    let open = state.open.fetch_add(1, Ordering::AcqRel) + 1;
+    let slot = OpenSession(state.open.clone());
+    if open > state.max_connections {
+        drop(slot);
+        tracing::debug!(max = state.max_connections, "connection limit reached");
+        return Ok(HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "5"))
+            .body("connection limit reached; try another server or later\n"));
+    }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(state.session.max_message_bytes)
@@ -153,8 +198,21 @@ async fn index(
         state.session.clone(),
         state.shutdown.clone(),
     );
-    actix_web::rt::spawn(state.sessions.track_future(task));
+    actix_web::rt::spawn(state.sessions.track_future(async move {
+        task.await;
+        drop(slot);
+    }));
     Ok(response)
+}
+
+/// Whether the request's `Origin` (if any) is on the allow-list (if any).
+fn origin_allowed(req: &HttpRequest, allowed: Option<&[String]>) -> bool {
+    let (Some(allowed), Some(origin)) = (allowed, req.headers().get(header::ORIGIN)) else {
+        return true;
+    };
+    origin
+        .to_str()
+        .is_ok_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)))
 }
 
 fn is_websocket_upgrade(req: &HttpRequest) -> bool {

@@ -8,7 +8,7 @@ use ratecast_core::{AssetList, cli::LogFormat, report::ErrorChain};
 use ratecast_mongo::MongoStore;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ApiError, ServerConfig};
+use crate::{ApiError, ServerArgs};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -46,6 +46,9 @@ pub struct ApiServiceConfig {
     )]
     pub assets: AssetList,
 
+    #[command(flatten)]
+    pub server: ServerArgs,
+
     /// Log output: human-readable text or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -76,12 +79,6 @@ pub async fn run_service(
             .ok_or_else(|| ApiError::Connect("shut down before MongoDB was reachable".into()))
         }
     };
-    crate::run(
-        listener,
-        config.assets,
-        connect,
-        ServerConfig::default(),
-        shutdown,
-    )
-    .await
+    let server = config.server.server_config();
+    crate::run(listener, config.assets, connect, server, shutdown).await
 }

@@ -22,7 +22,10 @@ use tokio::{sync::broadcast::error::RecvError, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::hub::{Hub, Subscription};
+use crate::{
+    hub::{Hub, PointFrame, Subscription},
+    limits::{RateLimiter, Verdict},
+};
 
 /// Per-connection limits and timers.
 #[derive(Debug, Clone)]
@@ -36,6 +39,10 @@ pub struct SessionConfig {
     /// A frame the client does not take within this time marks it a slow
     /// consumer: the connection is closed rather than left holding memory.
     pub send_timeout: Duration,
+    /// Inbound messages (text, binary, ping) allowed per second, sustained…
+    pub rate_per_second: u32,
+    /// …and in a burst. See [`RateLimiter`] for what happens beyond.
+    pub rate_burst: u32,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +52,8 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(60),
             max_message_bytes: 4096,
             send_timeout: Duration::from_secs(10),
+            rate_per_second: 20,
+            rate_burst: 40,
         }
     }
 }
@@ -58,6 +67,7 @@ enum Exit {
     Idle,
     SlowConsumer,
     TooBig,
+    RateLimited,
     Protocol(String),
     /// The outbound side broke; no close frame can be sent.
     SendFailed,
@@ -77,6 +87,7 @@ impl Exit {
             Self::Idle => reason(CloseCode::Normal, "idle timeout"),
             Self::SlowConsumer => reason(CloseCode::Policy, "slow consumer"),
             Self::TooBig => reason(CloseCode::Size, "message too big"),
+            Self::RateLimited => reason(CloseCode::Policy, "rate limit exceeded"),
             Self::Protocol(text) => reason(CloseCode::Protocol, text),
             Self::SendFailed => None,
         }
@@ -93,6 +104,7 @@ pub async fn run_session(
 ) {
     let mut stream = stream.max_continuation_size(config.max_message_bytes);
     let mut subscription: Option<Subscription> = None;
+    let mut limiter = RateLimiter::new(config.rate_per_second, config.rate_burst, Instant::now());
     let mut last_heard = Instant::now();
     let mut heartbeat =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
@@ -103,17 +115,32 @@ pub async fn run_session(
             message = stream.next() => {
                 last_heard = Instant::now();
                 match message {
-                    Some(Ok(message)) => {
-                        on_message(&hub, &mut session, &mut subscription, message, &config).await
-                    }
+                    Some(Ok(message)) => match rate_check(&mut limiter, &message) {
+                        Verdict::Accept => {
+                            on_message(&hub, &mut session, &mut subscription, message, &config).await
+                        }
+                        Verdict::Reject => {
+                            let error = RequestError::new(
+                                ErrorCode::RateLimited,
+                                format!(
+                                    "more than {} messages a second; this one was dropped",
+                                    config.rate_per_second
+                                ),
+                            );
+                            send(&mut session, error_frame(&error), &config).await
+                        }
+                        Verdict::Close => Err(Exit::RateLimited),
+                    },
                     Some(Err(error)) if is_too_big(&error) => Err(Exit::TooBig),
                     Some(Err(error)) => Err(Exit::Protocol(error.to_string())),
                     None => Err(Exit::ClientGone),
                 }
             }
             frame = next_point(&mut subscription) => match frame {
-                Ok(frame) => send(&mut session, frame, &config).await,
-                Err(RecvError::Lagged(_)) => Err(Exit::SlowConsumer),
+                Ok(point) => forward(&mut session, &mut subscription, point, &config).await,
+                Err(RecvError::Lagged(_)) => {
+                    catch_up(&hub, &mut session, &mut subscription, &config).await
+                }
                 // The hub never drops a sender while running; treat it as shutdown.
                 Err(RecvError::Closed) => Err(Exit::Shutdown),
             },
@@ -148,8 +175,52 @@ fn is_too_big(error: &actix_ws::ProtocolError) -> bool {
     }
 }
 
+/// Sends one live point newer than what the client has, and remembers it.
+async fn forward(
+    session: &mut Session,
+    subscription: &mut Option<Subscription>,
+    point: PointFrame,
+    config: &SessionConfig,
+) -> Result<(), Exit> {
+    let Some(current) = subscription.as_mut() else {
+        return Ok(());
+    };
+    // Live points only move forward: one the client already has is not resent.
+    if current.last_time.is_some_and(|last| point.time <= last) {
+        return Ok(());
+    }
+    current.last_time = Some(point.time);
+    send(session, point.frame, config).await
+}
+
+/// The subscriber fell behind the shared ring: send it what it missed from the
+/// window, one `point` frame each, and continue live from there. A client that
+/// cannot take them in time is closed by `send`.
+async fn catch_up(
+    hub: &Hub,
+    session: &mut Session,
+    subscription: &mut Option<Subscription>,
+    config: &SessionConfig,
+) -> Result<(), Exit> {
+    let Some(current) = subscription.as_mut() else {
+        return Ok(());
+    };
+    let Some((frames, points)) = hub.catch_up(current.asset.id, current.last_time) else {
+        return Ok(());
+    };
+    debug!(
+        missed = frames.len(),
+        "subscriber lagged; catching up from the window"
+    );
+    current.points = points;
+    for point in frames {
+        forward(session, subscription, point, config).await?;
+    }
+    Ok(())
+}
+
 /// The next point frame of the subscription; pending forever when there is none.
-async fn next_point(subscription: &mut Option<Subscription>) -> Result<ByteString, RecvError> {
+async fn next_point(subscription: &mut Option<Subscription>) -> Result<PointFrame, RecvError> {
     match subscription {
         Some(subscription) => subscription.points.recv().await,
         None => std::future::pending().await,
@@ -165,6 +236,16 @@ async fn send(
         Ok(Ok(())) => Ok(()),
         Ok(Err(_closed)) => Err(Exit::SendFailed),
         Err(_elapsed) => Err(Exit::SlowConsumer),
+    }
+}
+
+/// Data frames and pings count against the rate limit; pongs and closes do not.
+fn rate_check(limiter: &mut RateLimiter, message: &AggregatedMessage) -> Verdict {
+    match message {
+        AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_) => {
+            limiter.check(Instant::now())
+        }
+        AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Verdict::Accept,
     }
 }
 

@@ -52,6 +52,8 @@ pub enum ErrorCode {
     InvalidRange,
     /// The store could not answer right now; the request may be retried.
     Unavailable,
+    /// The client sends faster than its message rate limit; the message was dropped.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -65,6 +67,7 @@ impl ErrorCode {
             Self::BinaryNotSupported => "binary_not_supported",
             Self::InvalidRange => "invalid_range",
             Self::Unavailable => "unavailable",
+            Self::RateLimited => "rate_limited",
         }
     }
 }
@@ -141,7 +144,8 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
         None => {
             return Err(RequestError::new(
                 ErrorCode::InvalidRequest,
-                format!("missing \"message\" (send {{}} when {action:?} takes no arguments)"),
+                "missing \"message\" (an object; send {} when the action takes no arguments)"
+                    .to_owned(),
             ));
         }
     };

@@ -5,7 +5,7 @@
 //! post-batch token), so a resume never replays more than the last batch. A
 //! resumable error ends the current call with [`FeedError::Interrupted`]; the next
 //! call waits a backoff and reopens from the token. A token that left the oplog
-//! (286, 260) ends the feed with [`FeedError::Reset`] and the reader reloads its
+//! (286, 260, 280) ends the feed with [`FeedError::Reset`] and the reader reloads its
 //! window: duplicates and reordering are impossible either way, since the reader
 //! refuses points it already holds.
 

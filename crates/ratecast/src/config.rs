@@ -67,6 +67,9 @@ pub struct Config {
     #[arg(long, env = "MEMORY_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub memory_retention: Duration,
 
+    #[command(flatten)]
+    pub server: ratecast_api::ServerArgs,
+
     /// Log output: human-readable text or one JSON object per line.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

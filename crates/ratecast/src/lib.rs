@@ -9,9 +9,9 @@
 
 pub mod config;
 
-use std::net::TcpListener;
+use std::{future::Future, net::TcpListener};
 
-use ratecast_api::{ApiError, ServerConfig};
+use ratecast_api::ApiError;
 use ratecast_core::{
     MemoryStore, PointSink, PointStore,
     report::ErrorChain,
@@ -35,8 +35,6 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error("the simulated history could not be stored")]
     Prefill(#[source] ratecast_core::StoreError),
-    #[error("MongoDB set-up failed")]
-    Mongo(#[source] ratecast_mongo::SetupError),
 }
 
 /// Runs fetcher and API on `listener` until `shutdown` is cancelled.
@@ -64,7 +62,14 @@ async fn run_in_memory(
     let store = MemoryStore::new(config.assets.clone(), retention);
     let tasks = TaskTracker::new();
     start_poller(&config, &store, true, &tasks, &shutdown).await?;
-    serve(config, listener, store, tasks, shutdown).await
+    serve(
+        config,
+        listener,
+        std::future::ready(Ok(store)),
+        tasks,
+        shutdown,
+    )
+    .await
 }
 
 async fn run_on_mongo(
@@ -74,23 +79,38 @@ async fn run_on_mongo(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     info!(database = %config.mongo_db, "store: MongoDB");
-    let connected = MongoStore::connect_with_retry(
-        &uri,
-        &config.mongo_db,
-        config.assets.clone(),
-        Some(config.mongo_retention),
-        &shutdown,
-    )
-    .await
-    .map_err(RunError::Mongo)?;
-    let Some(store) = connected else {
-        return Ok(());
-    };
     let tasks = TaskTracker::new();
-    let capacity = config.buffer_seconds as usize * config.assets.len();
-    let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
-    start_poller(&config, &sink, false, &tasks, &shutdown).await?;
-    serve(config, listener, store, tasks, shutdown).await
+    // The API answers (/healthz, /readyz 503) while MongoDB is being reached;
+    // the poller starts once it is.
+    let connect = {
+        let (config, tasks, shutdown) = (config.clone(), tasks.clone(), shutdown.clone());
+        async move {
+            let connected = MongoStore::connect_with_retry(
+                &uri,
+                &config.mongo_db,
+                config.assets.clone(),
+                Some(config.mongo_retention),
+                &shutdown,
+            )
+            .await;
+            let store = match connected {
+                Ok(Some(store)) => store,
+                Ok(None) => {
+                    return Err(ApiError::Connect(
+                        "shut down before MongoDB was reachable".into(),
+                    ));
+                }
+                Err(error) => return Err(ApiError::Connect(ErrorChain(&error).to_string())),
+            };
+            let capacity = config.buffer_seconds as usize * config.assets.len();
+            let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
+            start_poller(&config, &sink, false, &tasks, &shutdown)
+                .await
+                .map_err(|error| ApiError::Connect(ErrorChain(&error).to_string()))?;
+            Ok(store)
+        }
+    };
+    serve(config, listener, connect, tasks, shutdown).await
 }
 
 /// Starts the poller into `sink`; with simulated rates and `prefill`, first stores
@@ -140,25 +160,29 @@ fn spawn_poller<R: RateSource, K: PointSink + Clone>(
     tasks.spawn(poller.run(shutdown.clone()));
 }
 
-/// Serves the API over `store`, then waits for the fetcher's tasks.
-async fn serve<S: PointStore>(
+/// Serves the API over the store `connect` yields, then waits for the
+/// fetcher's tasks.
+async fn serve<S, C>(
     config: Config,
     listener: TcpListener,
-    store: S,
+    connect: C,
     tasks: TaskTracker,
     shutdown: CancellationToken,
-) -> Result<(), RunError> {
-    tasks.close();
-    let connect = async move { Ok(store) };
+) -> Result<(), RunError>
+where
+    S: PointStore,
+    C: Future<Output = Result<S, ApiError>> + Send + 'static,
+{
     let served = ratecast_api::run(
         listener,
         config.assets,
         connect,
-        ServerConfig::default(),
+        config.server.server_config(),
         shutdown.clone(),
     )
     .await;
     shutdown.cancel();
+    tasks.close();
     tasks.wait().await;
     if let Err(error) = &served {
         warn!(error = %ErrorChain(error), "API stopped with an error");

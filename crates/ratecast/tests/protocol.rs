@@ -276,7 +276,10 @@ async fn plain_http_gets_the_page_and_health_endpoints_answer() {
     let server = ApiServer::start(ASSETS).await;
     let (status, body) = http_get(server.addr, "/").await;
     assert_eq!(status, 200);
-    assert!(body.contains("<html") && body.contains("ratecast"), "{body}");
+    assert!(
+        body.contains("<html") && body.contains("ratecast"),
+        "{body}"
+    );
     assert_eq!(
         http_get(server.addr, "/healthz").await,
         (200, "ok\n".into())
@@ -483,4 +486,31 @@ async fn unsubscribe_is_confirmed_and_no_point_follows_it() {
         client.next_json().await,
         json!({"action":"unsubscribed","message":{"assetId":null}})
     );
+}
+
+#[tokio::test]
+async fn a_client_resuming_ahead_of_this_server_gets_no_point_it_already_has() {
+    let server = ApiServer::start(ASSETS).await;
+    let now = unix_now_secs();
+    server.insert(&[point(1, "EURUSD", now - 10, 1.0)]).await;
+    let mut client = server.client().await;
+    // The client saw up to now-5 on another replica that was ahead of this one.
+    client
+        .send_text(&format!(
+            r#"{{"action":"subscribe","message":{{"assetId":1,"since":{}}}}}"#,
+            now - 5
+        ))
+        .await;
+    assert!(
+        client.expect("asset_history").await["points"]
+            .as_array()
+            .expect("points")
+            .is_empty()
+    );
+    for t in now - 9..=now {
+        server.insert(&[point(1, "EURUSD", t, 1.0)]).await;
+    }
+    for t in now - 4..=now {
+        assert_eq!(client.expect("point").await["time"], t);
+    }
 }

@@ -319,6 +319,27 @@ impl Client {
         self.ws.send(message).await.expect("send frame");
     }
 
+    /// Sends, reporting a failure instead of failing the test (the server may
+    /// already have closed the connection).
+    pub async fn try_send_text(
+        &mut self,
+        text: &str,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(Message::text(text)).await
+    }
+
+    /// Starts a normal close from the client side.
+    pub async fn close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// The next raw frame, without a deadline or filtering.
+    pub async fn raw_next(
+        &mut self,
+    ) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+        self.ws.next().await
+    }
+
     /// The next data or close frame; pings and pongs are skipped.
     pub async fn receive(&mut self) -> Received {
         loop {

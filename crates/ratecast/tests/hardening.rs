@@ -1,0 +1,267 @@
+//! Hostile and broken clients over real sockets: idle peers, floods, connection
+//! and origin limits, and a client that stops reading.
+
+mod support;
+
+use std::time::Duration;
+
+use ratecast_api::{ServerConfig, SessionConfig};
+use ratecast_core::time::unix_now_secs;
+use support::{ApiServer, Client, WAIT, point};
+use tokio_tungstenite::tungstenite::{
+    Message, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
+};
+
+const ASSETS: &str = "EURUSD,USDJPY";
+
+fn config(session: SessionConfig) -> ServerConfig {
+    ServerConfig {
+        session,
+        ..ServerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout_while_a_live_one_stays() {
+    let server = ApiServer::start_with(
+        ASSETS,
+        config(SessionConfig {
+            ping_interval: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(500),
+            ..SessionConfig::default()
+        }),
+    )
+    .await;
+    let mut silent = server.client().await;
+    let mut live = server.client().await;
+    // The live client keeps reading, so its websocket library answers pings.
+    let live_task = tokio::spawn(async move {
+        tokio::time::timeout(Duration::from_millis(1500), live.expect_close())
+            .await
+            .is_err()
+    });
+    // The silent one reads nothing: no pong goes back. Reading afterwards finds the close.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let close = silent.expect_close().await;
+    assert_eq!(close, Some((CloseCode::Normal, "idle timeout".into())));
+    assert!(
+        live_task.await.expect("live task"),
+        "the client answering pings stayed open"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_over_the_rate_limit_is_answered_rate_limited_and_a_flood_is_closed_with_1008() {
+    let server = ApiServer::start(ASSETS).await;
+    let mut client = server.client().await;
+    for _ in 0..45 {
+        client
+            .send_text(r#"{"action":"assets","message":{}}"#)
+            .await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..45 {
+        answers.push(
+            client.next_json().await["action"]
+                .as_str()
+                .map(str::to_owned),
+        );
+    }
+    let accepted = answers
+        .iter()
+        .filter(|a| a.as_deref() == Some("assets"))
+        .count();
+    let limited = answers
+        .iter()
+        .filter(|a| a.as_deref() == Some("error"))
+        .count();
+    assert_eq!(accepted + limited, 45);
+    assert!(
+        (40..45).contains(&accepted),
+        "the burst of 40 passes, then the limit: {answers:?}"
+    );
+    // Keep flooding: the connection is closed for abuse.
+    for _ in 0..200 {
+        if client
+            .try_send_text(r#"{"action":"assets","message":{}}"#)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let close = client.expect_close().await;
+    assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Policy));
+}
+
+#[tokio::test]
+async fn beyond_max_connections_upgrades_get_503_until_a_slot_frees() {
+    let server = ApiServer::start_with(
+        ASSETS,
+        ServerConfig {
+            max_connections: 3,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(server.client().await);
+    }
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/", server.addr)).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 503),
+        "{refused:?}"
+    );
+    let mut leaving = clients.pop().expect("a client");
+    leaving.close().await;
+    // The slot frees when the session ends; retry until it does.
+    let reconnected = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok((ws, _)) =
+                tokio_tungstenite::connect_async(format!("ws://{}/", server.addr)).await
+            {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(reconnected.is_ok(), "a freed slot is usable again");
+}
+
+#[tokio::test]
+async fn only_allowed_browser_origins_may_connect() {
+    let server = ApiServer::start_with(
+        ASSETS,
+        ServerConfig {
+            allowed_origins: Some(vec!["https://rates.example".into()]),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let connect = |origin: Option<&'static str>| {
+        let url = format!("ws://{}/", server.addr);
+        async move {
+            let mut request = url.into_client_request().expect("request");
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert("Origin", HeaderValue::from_static(origin));
+            }
+            tokio_tungstenite::connect_async(request).await
+        }
+    };
+    assert!(connect(Some("https://rates.example")).await.is_ok());
+    assert!(
+        connect(None).await.is_ok(),
+        "non-browser clients send no Origin"
+    );
+    let refused = connect(Some("https://evil.example")).await;
+    assert!(
+        matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 403),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() {
+    let server = ApiServer::start_with(
+        ASSETS,
+        config(SessionConfig {
+            send_timeout: Duration::from_millis(500),
+            rate_per_second: 1000,
+            rate_burst: 1000,
+            ..SessionConfig::default()
+        }),
+    )
+    .await;
+    let now = unix_now_secs();
+    // A full window makes every history frame ~120 KB.
+    let window: Vec<_> = (now - 1799..now - 100)
+        .map(|t| point(1, "EURUSD", t, 1.085))
+        .collect();
+    server.insert(&window).await;
+    // The hub applies stored points asynchronously: wait until it holds the window.
+    tokio::time::timeout(WAIT, async {
+        while server.client().await.subscribe(1).await.len() < window.len() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the hub loaded the window");
+    let mut readers = Vec::new();
+    for _ in 0..100 {
+        let mut client = server.client().await;
+        client.subscribe(1).await;
+        readers.push(client);
+    }
+    // The slow client asks for history again and again and never reads.
+    let mut slow = server.client().await;
+    for _ in 0..200 {
+        if slow
+            .try_send_text(r#"{"action":"subscribe","message":{"assetId":1}}"#)
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let live: Vec<i64> = (now - 99..now - 49).collect();
+    for t in &live {
+        server.insert(&[point(1, "EURUSD", *t, 1.086)]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for reader in &mut readers {
+        for t in &live {
+            assert_eq!(reader.expect("point").await["time"], *t);
+        }
+    }
+    // Draining the slow client's backlog ends in the server closing it.
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match slow.raw_next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow consumer was disconnected");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009_and_the_server_keeps_serving() {
+    let server = ApiServer::start(ASSETS).await;
+    let mut big = server.client().await;
+    big.send(Message::binary(vec![0u8; 64 * 1024])).await;
+    assert_eq!(
+        big.expect_close().await.map(|(c, _)| c),
+        Some(CloseCode::Size)
+    );
+    let mut next = Client::connect(server.addr).await;
+    next.send_text(r#"{"action":"assets","message":{}}"#).await;
+    next.expect("assets").await;
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_the_point_buffer_reaches_every_subscriber_once_and_in_order() {
+    let server = ApiServer::start(ASSETS).await;
+    let mut clients = Vec::new();
+    for _ in 0..10 {
+        let mut client = server.client().await;
+        assert!(client.subscribe(2).await.is_empty());
+        clients.push(client);
+    }
+    // Like a fetcher flushing a backlog after a store outage: 600 points at once.
+    let now = unix_now_secs();
+    let burst: Vec<_> = (now - 600..now)
+        .map(|t| point(2, "USDJPY", t, 150.0))
+        .collect();
+    server.insert(&burst).await;
+    for client in &mut clients {
+        for t in now - 600..now {
+            assert_eq!(client.expect("point").await["time"], t);
+        }
+    }
+}
