@@ -72,6 +72,8 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                         info!("live feed resumed");
                         hub.set_ready(true);
                     }
+                    let now = ratecast_core::time::unix_now();
+                    crate::metrics::feed_point(now.as_secs_f64() - point.time as f64);
                     hub.apply(&point, unix_now_secs());
                 }
                 Err(FeedError::Interrupted(error)) => {
@@ -89,12 +91,15 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
         }
         match error {
             FeedError::Lagged { missed } => {
+                crate::metrics::feed_resync("lagged");
                 warn!(missed, "live feed lagged; reloading the window");
             }
             FeedError::Reset(reason) => {
+                crate::metrics::feed_resync("reset");
                 warn!(%reason, "live feed must restart; reloading the window");
             }
             error => {
+                crate::metrics::feed_resync("error");
                 hub.set_ready(false);
                 warn!(%error, "live feed stopped; following again");
             }

@@ -236,6 +236,7 @@ impl Hub {
             (None, None) => {
                 let frame = history_frame(&channel.asset, state.window.since(i64::MIN));
                 self.history_builds.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::history_built();
                 state.history = Some(frame.clone());
                 frame
             }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod feed;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod session;
@@ -50,6 +51,8 @@ where
     S: PointStore,
     C: Future<Output = Result<S, ApiError>> + Send + 'static,
 {
+    // Install the recorder before anything records (see `metrics`).
+    ratecast_core::cli::prometheus();
     let hub = Arc::new(Hub::new(assets));
     let feed = tokio::spawn({
         let (hub, shutdown) = (hub.clone(), shutdown.clone());

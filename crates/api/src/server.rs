@@ -84,8 +84,17 @@ struct AppState {
 /// Counts one open session from upgrade until its task ends.
 struct OpenSession(Arc<AtomicUsize>);
 
+impl OpenSession {
+    fn open(count: &Arc<AtomicUsize>) -> (Self, usize) {
+        crate::metrics::connections(1.0);
+        let open = count.fetch_add(1, Ordering::AcqRel) + 1;
+        (Self(count.clone()), open)
+    }
+}
+
 impl Drop for OpenSession {
     fn drop(&mut self) {
+        crate::metrics::connections(-1.0);
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -144,6 +153,7 @@ fn build_server(
             .route("/", web::get().to(index))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
     })
     .disable_signals()
     .max_connections(config.max_connections_per_worker)
@@ -167,21 +177,24 @@ async fn index(
             .body(INDEX_PAGE));
     }
     if state.shutdown.is_cancelled() {
+        crate::metrics::refused("shutting_down");
         return Ok(HttpResponse::ServiceUnavailable().body("shutting down\n"));
     }
     if !state.hub.has_loaded() {
+        crate::metrics::refused("not_ready");
         return Ok(HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "1"))
             .body("starting: history window not loaded yet\n"));
     }
     if !origin_allowed(&req, state.allowed_origins.as_deref()) {
+        crate::metrics::refused("origin");
         return Ok(HttpResponse::Forbidden().body("origin not allowed\n"));
     }
     // Reserve a slot before upgrading; release it if the upgrade fails.
-    let open = state.open.fetch_add(1, Ordering::AcqRel) + 1;
-    let slot = OpenSession(state.open.clone());
+    let (slot, open) = OpenSession::open(&state.open);
     if open > state.max_connections {
         drop(slot);
+        crate::metrics::refused("max_connections");
         tracing::debug!(max = state.max_connections, "connection limit reached");
         return Ok(HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
@@ -226,6 +239,13 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
         .body("ok\n")
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    crate::metrics::record_hub(&state.hub);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(ratecast_core::cli::prometheus().render())
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {

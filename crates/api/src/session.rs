@@ -74,6 +74,20 @@ enum Exit {
 }
 
 impl Exit {
+    /// The `reason` label of `ratecast_ws_closes_total`.
+    fn label(&self) -> &'static str {
+        match self {
+            Self::ClientGone => "client",
+            Self::Shutdown => "shutdown",
+            Self::Idle => "idle",
+            Self::SlowConsumer => "slow_consumer",
+            Self::TooBig => "too_big",
+            Self::RateLimited => "rate_limited",
+            Self::Protocol(_) => "protocol",
+            Self::SendFailed => "send_failed",
+        }
+    }
+
     fn close_reason(&self) -> Option<CloseReason> {
         let reason = |code, text: &str| {
             Some(CloseReason {
@@ -120,6 +134,7 @@ pub async fn run_session(
                             on_message(&hub, &mut session, &mut subscription, message, &config).await
                         }
                         Verdict::Reject => {
+                            crate::metrics::rate_limited();
                             let error = RequestError::new(
                                 ErrorCode::RateLimited,
                                 format!(
@@ -157,6 +172,7 @@ pub async fn run_session(
         }
     };
     debug!(?exit, "session ended");
+    crate::metrics::closed(exit.label());
     drop(subscription);
     if let Some(reason) = exit.close_reason() {
         // A client that stopped reading must not hold the task: bound the close.
@@ -232,11 +248,27 @@ async fn send(
     frame: ByteString,
     config: &SessionConfig,
 ) -> Result<(), Exit> {
+    let bytes = frame.len();
     match tokio::time::timeout(config.send_timeout, session.text(frame)).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            crate::metrics::frame_sent(bytes);
+            Ok(())
+        }
         Ok(Err(_closed)) => Err(Exit::SendFailed),
         Err(_elapsed) => Err(Exit::SlowConsumer),
     }
+}
+
+/// Counts a parsed request by action.
+fn count(request: Result<ClientRequest, RequestError>) -> Result<ClientRequest, RequestError> {
+    crate::metrics::request(match &request {
+        Ok(ClientRequest::Assets) => "assets",
+        Ok(ClientRequest::Subscribe { .. }) => "subscribe",
+        Ok(ClientRequest::Unsubscribe) => "unsubscribe",
+        Ok(ClientRequest::History { .. }) => "history",
+        Err(_) => "invalid",
+    });
+    request
 }
 
 /// Data frames and pings count against the rate limit; pongs and closes do not.
@@ -257,11 +289,12 @@ async fn on_message(
     config: &SessionConfig,
 ) -> Result<(), Exit> {
     match message {
-        AggregatedMessage::Text(text) => match parse_request(&text, hub.assets()) {
+        AggregatedMessage::Text(text) => match count(parse_request(&text, hub.assets())) {
             Ok(ClientRequest::Assets) => send(session, hub.assets_frame(), config).await,
             Ok(ClientRequest::Subscribe { asset, since }) => {
                 match hub.subscribe(asset.id, unix_now_secs(), since) {
                     Some(new) => {
+                        crate::metrics::history_served(&asset.name);
                         let history = new.history.clone();
                         // Replacing drops the old receiver before the new history is
                         // sent: no point of the old asset can follow `asset_history`.

@@ -142,6 +142,29 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// The process's Prometheus recorder, installed on first use; `/metrics`
+/// endpoints render it. Call it at start-up, before anything records: metric
+/// handles taken before a recorder exists stay no-ops.
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        const SECONDS: &[f64] = &[
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ];
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+        }
+        handle
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

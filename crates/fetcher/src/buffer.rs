@@ -22,6 +22,8 @@ use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
+use crate::poller::metric;
+
 /// Points written per insert; a backlog after an outage goes in several.
 const MAX_BATCH: usize = 1000;
 /// How long shutdown waits for the last flush.
@@ -121,12 +123,14 @@ impl PointSink for BufferedSink {
                 .stats
                 .dropped
                 .fetch_add(dropped, Ordering::Relaxed);
+            metrics::counter!("ratecast_buffer_dropped_total").increment(dropped);
             warn!(
                 dropped,
                 capacity = self.shared.capacity,
                 "write buffer full: oldest points dropped"
             );
         }
+        metrics::gauge!("ratecast_buffer_points").set(self.len() as f64);
         self.shared.wake.notify_one();
         Ok(InsertReport {
             queued: points.len(),
@@ -162,6 +166,7 @@ async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: Cance
             }
             Err(error) => {
                 shared.stats.failed_flushes.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(metric::STORE_FAILURES).increment(1);
                 if failures == 0 || failures.is_multiple_of(10) {
                     warn!(
                         error = %ErrorChain(&error),
@@ -198,6 +203,8 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
             .stats
             .stored
             .fetch_add(report.inserted as u64, Ordering::Relaxed);
+        metrics::counter!(metric::POINTS_STORED).increment(report.inserted as u64);
+        metrics::counter!(metric::DUPLICATES).increment(report.duplicates as u64);
         shared
             .stats
             .duplicates
@@ -211,6 +218,7 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
             .min(queue.points.len());
         queue.points.drain(..remove);
         queue.removed += remove as u64;
+        metrics::gauge!("ratecast_buffer_points").set(queue.points.len() as f64);
     }
 }
 

@@ -90,6 +90,18 @@ fn bump(counts: &Mutex<BTreeMap<&'static str, u64>>, kind: &'static str) {
     *lock(counts).entry(kind).or_default() += 1;
 }
 
+/// Prometheus names of what the poller counts (see `ratecast_core::cli::prometheus`).
+pub(crate) mod metric {
+    pub const TICKS: &str = "ratecast_fetcher_ticks_total";
+    pub const MISSED_TICKS: &str = "ratecast_fetcher_missed_ticks_total";
+    pub const FETCH_SECONDS: &str = "ratecast_upstream_fetch_seconds";
+    pub const FETCH_FAILURES: &str = "ratecast_upstream_failures_total";
+    pub const QUOTES_SKIPPED: &str = "ratecast_quotes_skipped_total";
+    pub const POINTS_STORED: &str = "ratecast_points_stored_total";
+    pub const DUPLICATES: &str = "ratecast_points_duplicate_total";
+    pub const STORE_FAILURES: &str = "ratecast_store_failures_total";
+}
+
 /// What one tick did.
 #[derive(Debug, Default)]
 pub struct TickReport {
@@ -165,6 +177,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
         self.stats
             .missed_ticks
             .fetch_add(missed as u64, Ordering::Relaxed);
+        metrics::counter!(metric::MISSED_TICKS).increment(missed as u64);
         if matches!(
             self.lag_log.failure(second),
             Report::Started | Report::StillFailing { .. }
@@ -179,11 +192,15 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
     /// One tick: fetch, turn quotes into points stamped `second`, store them.
     pub async fn poll_once(&mut self, second: i64) -> TickReport {
         self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(metric::TICKS).increment(1);
         let mut report = TickReport {
             second,
             ..TickReport::default()
         };
-        let quotes = match self.source.fetch().await {
+        let started = std::time::Instant::now();
+        let fetched = self.source.fetch().await;
+        metrics::histogram!(metric::FETCH_SECONDS).record(started.elapsed().as_secs_f64());
+        let quotes = match fetched {
             Ok(quotes) => {
                 if let Report::Recovered { failures, since } = self.upstream_log.success() {
                     info!(failed_seconds = failures, since, "upstream recovered");
@@ -192,6 +209,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             }
             Err(error) => {
                 bump(&self.stats.fetch_failures, error.kind());
+                metrics::counter!(metric::FETCH_FAILURES, "kind" => error.kind()).increment(1);
                 log_failure(
                     &mut self.upstream_log,
                     second,
@@ -218,6 +236,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 }
                 Err(error) => {
                     bump(&self.stats.quote_skips, error.kind());
+                    metrics::counter!(metric::QUOTES_SKIPPED, "kind" => error.kind()).increment(1);
                     log_failure(
                         log,
                         second,
@@ -238,6 +257,8 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
         let result = self.sink.insert(points).await;
         match &result {
             Ok(inserted) => {
+                metrics::counter!(metric::POINTS_STORED).increment(inserted.inserted as u64);
+                metrics::counter!(metric::DUPLICATES).increment(inserted.duplicates as u64);
                 self.stats
                     .points_stored
                     .fetch_add(inserted.inserted as u64, Ordering::Relaxed);
@@ -249,6 +270,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 }
             }
             Err(error) => {
+                metrics::counter!(metric::STORE_FAILURES).increment(1);
                 self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
                 log_failure(
                     &mut self.store_log,

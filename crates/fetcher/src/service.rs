@@ -68,11 +68,11 @@ pub struct FetcherServiceConfig {
     #[arg(long, env = "FETCHER_BUFFER_SECONDS", default_value_t = 900)]
     pub buffer_seconds: u32,
 
-    /// Address of the health endpoints (/healthz, /readyz).
+    /// Address of the health and metrics endpoints (/healthz, /readyz, /metrics).
     #[arg(long, env = "FETCHER_HTTP_HOST", default_value = "0.0.0.0")]
     pub http_host: String,
 
-    /// Port of the health endpoints.
+    /// Port of the health and metrics endpoints.
     #[arg(long, env = "FETCHER_HTTP_PORT", default_value_t = 8081)]
     pub http_port: u16,
 
@@ -110,6 +110,8 @@ pub async fn run_service(
     health_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
+    // Install the metrics recorder before anything records.
+    ratecast_core::cli::prometheus();
     let health = Arc::new(Health::default());
     let backlog_limit = READY_BACKLOG_SECONDS * config.assets.len();
     let server = health_server(health_listener, health.clone(), backlog_limit)
@@ -187,6 +189,7 @@ fn health_server(
             .app_data(web::Data::new(backlog_limit))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
     })
     .workers(1)
     .disable_signals()
@@ -199,6 +202,12 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::plaintext())
         .body("ok\n")
+}
+
+async fn metrics() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(ratecast_core::cli::prometheus().render())
 }
 
 async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> HttpResponse {

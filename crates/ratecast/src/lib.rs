@@ -43,6 +43,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    // Install the metrics recorder before the fetcher or the API records.
+    ratecast_core::cli::prometheus();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "websocket API listening on ws://{addr}/");
     }

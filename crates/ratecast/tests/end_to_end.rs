@@ -161,3 +161,42 @@ async fn without_an_upstream_simulated_rates_come_with_a_full_30_minute_history(
     service.shutdown.cancel();
     service.task.await.expect("task").expect("clean stop");
 }
+
+/// The value of the first sample of `name` (with labels, if given) in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_show_the_fetcher_and_the_api_at_work() {
+    let upstream = FakeUpstream::start(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")]))).await;
+    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
+    let mut client = Client::connect(service.addr).await;
+    client.subscribe(1).await;
+    client.expect("point").await;
+    let (status, scrape) = support::http_get(service.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    for series in [
+        "ratecast_ws_connections",
+        "ratecast_ws_subscriptions{asset=\"EURUSD\"}",
+        "ratecast_ws_messages_sent_total",
+        "ratecast_ws_bytes_sent_total",
+        "ratecast_history_frames_served_total{asset=\"EURUSD\"}",
+        "ratecast_points_stored_total",
+        "ratecast_fetcher_ticks_total",
+        "ratecast_quotes_skipped_total{kind=\"missing\"}",
+        "ratecast_feed_points_total",
+        "ratecast_window_points{asset=\"EURUSD\"}",
+    ] {
+        let value = sample(&scrape, series).unwrap_or_else(|| panic!("{series} missing:\n{scrape}"));
+        assert!(value >= 1.0, "{series} = {value}");
+    }
+    assert!(scrape.contains("ratecast_upstream_fetch_seconds_bucket"), "{scrape}");
+    assert!(scrape.contains("ratecast_feed_lag_seconds_bucket"), "{scrape}");
+    service.shutdown.cancel();
+    service.task.await.expect("task").expect("clean stop");
+}

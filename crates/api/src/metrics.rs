@@ -1,0 +1,82 @@
+//! The API's Prometheus metrics: names, labels and the scrape-time gauges.
+//!
+//! Hot-path counters (frames and bytes sent) are taken once and cached, so a
+//! fan-out to thousands of clients costs one atomic add per frame, not a registry
+//! lookup. Everything else is recorded where it happens with the `metrics` macros.
+//! `GET /metrics` renders the process recorder installed by
+//! `ratecast_core::cli::prometheus`.
+
+use std::sync::LazyLock;
+
+use metrics::{Counter, counter, gauge};
+
+use crate::hub::Hub;
+
+static FRAMES_SENT: LazyLock<Counter> =
+    LazyLock::new(|| counter!("ratecast_ws_messages_sent_total"));
+static BYTES_SENT: LazyLock<Counter> = LazyLock::new(|| counter!("ratecast_ws_bytes_sent_total"));
+
+/// One text frame of `bytes` handed to a client's socket.
+pub fn frame_sent(bytes: usize) {
+    FRAMES_SENT.increment(1);
+    BYTES_SENT.increment(bytes as u64);
+}
+
+/// A connection closed, by reason (`slow_consumer`, `idle`, `rate_limited`, …).
+pub fn closed(reason: &'static str) {
+    counter!("ratecast_ws_closes_total", "reason" => reason).increment(1);
+}
+
+/// An upgrade refused before it happened, by reason.
+pub fn refused(reason: &'static str) {
+    counter!("ratecast_ws_refused_total", "reason" => reason).increment(1);
+}
+
+/// A client request, by action (or `invalid` when it did not parse).
+pub fn request(action: &'static str) {
+    counter!("ratecast_ws_requests_total", "action" => action).increment(1);
+}
+
+pub fn rate_limited() {
+    counter!("ratecast_ws_rate_limited_total").increment(1);
+}
+
+pub fn history_served(asset: &str) {
+    counter!("ratecast_history_frames_served_total", "asset" => asset.to_owned()).increment(1);
+}
+
+pub fn history_built() {
+    counter!("ratecast_history_frames_built_total").increment(1);
+}
+
+pub fn lag_catch_up(points: usize) {
+    counter!("ratecast_ws_lag_catchups_total").increment(1);
+    counter!("ratecast_ws_lag_catchup_points_total").increment(points as u64);
+}
+
+pub fn connections(delta: f64) {
+    gauge!("ratecast_ws_connections").increment(delta);
+}
+
+/// A live point reached the hub `lag_seconds` after its second began.
+pub fn feed_point(lag_seconds: f64) {
+    counter!("ratecast_feed_points_total").increment(1);
+    metrics::histogram!("ratecast_feed_lag_seconds").record(lag_seconds.max(0.0));
+}
+
+/// The feed reloaded the window, by cause (`lagged`, `reset`, `error`).
+pub fn feed_resync(kind: &'static str) {
+    counter!("ratecast_feed_resyncs_total", "kind" => kind).increment(1);
+}
+
+/// Gauges read from the hub at scrape time.
+pub fn record_hub(hub: &Hub) {
+    let subscribers = hub.subscriber_counts();
+    let windows = hub.window_sizes();
+    for ((asset, subscribers), window) in hub.assets().iter().zip(subscribers).zip(windows) {
+        let name = asset.name.to_string();
+        gauge!("ratecast_ws_subscriptions", "asset" => name.clone()).set(subscribers as f64);
+        gauge!("ratecast_window_points", "asset" => name).set(window as f64);
+    }
+    gauge!("ratecast_ready").set(if hub.is_ready() { 1.0 } else { 0.0 });
+}
