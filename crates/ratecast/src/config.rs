@@ -17,6 +17,28 @@ use url::Url;
 /// Default assets, ids 1..5 in this order.
 pub const DEFAULT_ASSETS: &str = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD";
 
+/// The `ratecast` command line: serve (the default) or an operator tool.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ratecast",
+    version,
+    about = "Streams up-to-date exchange rates to websocket clients (fetcher and API in one process).",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print live rates in the terminal from any ratecast deployment.
+    Watch(crate::watch::WatchArgs),
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ratecast",

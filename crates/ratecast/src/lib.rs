@@ -8,6 +8,7 @@
 //! turns signals into that cancellation.
 
 pub mod config;
+pub mod watch;
 
 use std::{future::Future, net::TcpListener};
 

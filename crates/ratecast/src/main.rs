@@ -3,21 +3,42 @@
 use std::{net::TcpListener, process::ExitCode};
 
 use anyhow::Context;
-use ratecast::Config;
+use ratecast::{
+    Config,
+    config::{Cli, Command},
+};
 use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: Config = parse_or_exit();
-    init_tracing(config.log_format);
-    match serve(config).await {
+    let cli: Cli = parse_or_exit();
+    init_tracing(cli.serve.log_format);
+    let result = match cli.command {
+        Some(Command::Watch(args)) => watch(args).await,
+        None => serve(cli.serve).await,
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    ratecast::watch::run(args, std::io::stdout(), shutdown)
+        .await
+        .context("ratecast watch failed")
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -174,7 +174,8 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 #[tokio::test]
 async fn metrics_show_the_fetcher_and_the_api_at_work() {
     let upstream = FakeUpstream::start(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")]))).await;
-    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
+    let service =
+        Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
     let mut client = Client::connect(service.addr).await;
     client.subscribe(1).await;
     client.expect("point").await;
@@ -192,11 +193,18 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
         "ratecast_feed_points_total",
         "ratecast_window_points{asset=\"EURUSD\"}",
     ] {
-        let value = sample(&scrape, series).unwrap_or_else(|| panic!("{series} missing:\n{scrape}"));
+        let value =
+            sample(&scrape, series).unwrap_or_else(|| panic!("{series} missing:\n{scrape}"));
         assert!(value >= 1.0, "{series} = {value}");
     }
-    assert!(scrape.contains("ratecast_upstream_fetch_seconds_bucket"), "{scrape}");
-    assert!(scrape.contains("ratecast_feed_lag_seconds_bucket"), "{scrape}");
+    assert!(
+        scrape.contains("ratecast_upstream_fetch_seconds_bucket"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("ratecast_feed_lag_seconds_bucket"),
+        "{scrape}"
+    );
     service.shutdown.cancel();
     service.task.await.expect("task").expect("clean stop");
 }

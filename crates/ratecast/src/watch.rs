@@ -1,0 +1,368 @@
+//! `ratecast watch`: live rates in a terminal, from any ratecast deployment.
+//!
+//! One websocket connection per watched asset (the protocol holds one
+//! subscription per connection). Each prints a summary of its history, then one
+//! line per point: time, asset, value, change, coloured up/down when stdout is a
+//! terminal and plain otherwise, so it can be piped. A dropped connection is
+//! retried with backoff and resubscribed with `since`, so no point is printed
+//! twice or skipped; Ctrl-C ends it cleanly.
+
+use std::{
+    io::{IsTerminal, Write},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use ratecast_core::{report::ErrorChain, time::backoff};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    /// Assets to watch by name (e.g. EURUSD USDJPY); all of them when none is given.
+    pub assets: Vec<String>,
+
+    /// The websocket URL of a ratecast API.
+    #[arg(long, env = "RATECAST_URL", default_value = "ws://localhost:8080/")]
+    pub url: String,
+
+    /// Colour up/down moves: auto (when stdout is a terminal), always or never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Why watching could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot reach {url}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    #[error("the server did not answer the assets request: {0}")]
+    Assets(String),
+    #[error("unknown asset {0:?}; the server has: {1}")]
+    UnknownAsset(String, String),
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Watches until `shutdown`, writing lines to `out`.
+pub async fn run<W: Write + Send + 'static>(
+    args: WatchArgs,
+    out: W,
+    shutdown: CancellationToken,
+) -> Result<(), WatchError> {
+    let colour = match args.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal(),
+    };
+    let mut socket = connect(&args.url).await?;
+    let assets = list_assets(&mut socket).await?;
+    let chosen = choose(&assets, &args.assets)?;
+    drop(socket);
+    let out = Arc::new(Mutex::new(out));
+    let mut tasks = Vec::new();
+    for (id, name) in chosen {
+        let watcher = AssetWatch {
+            url: args.url.clone(),
+            id,
+            name,
+            colour,
+            out: out.clone(),
+            last: None,
+        };
+        tasks.push(tokio::spawn(watcher.run(shutdown.clone())));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
+
+async fn connect(url: &str) -> Result<Socket, WatchError> {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|source| WatchError::Connect {
+            url: url.to_owned(),
+            source: Box::new(source),
+        })?;
+    Ok(socket)
+}
+
+/// `(id, name)` of every asset the server tracks.
+async fn list_assets(socket: &mut Socket) -> Result<Vec<(u64, String)>, WatchError> {
+    let request = json!({"action": "assets", "message": {}}).to_string();
+    socket
+        .send(Message::text(request))
+        .await
+        .map_err(|e| WatchError::Assets(e.to_string()))?;
+    let reply = next_json(socket)
+        .await
+        .ok_or_else(|| WatchError::Assets("connection closed".into()))?;
+    reply["message"]["assets"]
+        .as_array()
+        .map(|assets| {
+            assets
+                .iter()
+                .filter_map(|a| Some((a["id"].as_u64()?, a["name"].as_str()?.to_owned())))
+                .collect()
+        })
+        .ok_or_else(|| WatchError::Assets(reply.to_string()))
+}
+
+/// The requested assets (case-insensitive), or all when none is requested.
+fn choose(assets: &[(u64, String)], wanted: &[String]) -> Result<Vec<(u64, String)>, WatchError> {
+    if wanted.is_empty() {
+        return Ok(assets.to_vec());
+    }
+    wanted
+        .iter()
+        .map(|name| {
+            assets
+                .iter()
+                .find(|(_, n)| n.eq_ignore_ascii_case(name))
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<&str> = assets.iter().map(|(_, n)| n.as_str()).collect();
+                    WatchError::UnknownAsset(name.clone(), known.join(", "))
+                })
+        })
+        .collect()
+}
+
+/// The next text frame as JSON; `None` when the connection ends.
+async fn next_json(socket: &mut Socket) -> Option<Value> {
+    loop {
+        match socket.next().await? {
+            Ok(Message::Text(text)) => match serde_json::from_str(&text) {
+                Ok(value) => return Some(value),
+                Err(error) => warn!(%error, "ignoring a frame that is not JSON"),
+            },
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// One asset's connection, reconnecting as needed.
+struct AssetWatch<W> {
+    url: String,
+    id: u64,
+    name: String,
+    colour: bool,
+    out: Arc<Mutex<W>>,
+    /// The newest point printed: where a reconnect resumes (`since`) and the
+    /// reference of the next change.
+    last: Option<(i64, f64)>,
+}
+
+impl<W: Write> AssetWatch<W> {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut attempt = 0u32;
+        loop {
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => return,
+                outcome = self.session() => outcome,
+            };
+            match outcome {
+                Ok(()) => attempt = 0,
+                Err(error) => warn!(asset = %self.name, %error, "connection failed"),
+            }
+            let delay = backoff(attempt.saturating_add(3)).min(Duration::from_secs(30));
+            attempt = attempt.saturating_add(1);
+            info!(asset = %self.name, retry_in = ?delay, "disconnected; reconnecting");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// One connection: subscribe (with `since` after the first), print until it ends.
+    async fn session(&mut self) -> Result<(), String> {
+        let mut socket = connect(&self.url)
+            .await
+            .map_err(|e| ErrorChain(&e).to_string())?;
+        let mut message = json!({ "assetId": self.id });
+        if let Some((since, _)) = self.last {
+            message["since"] = json!(since);
+        }
+        let request = json!({"action": "subscribe", "message": message}).to_string();
+        socket
+            .send(Message::text(request))
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(frame) = next_json(&mut socket).await {
+            match frame["action"].as_str() {
+                Some("asset_history") => self.on_history(&frame["message"]["points"]),
+                Some("point") => self.on_point(&frame["message"]),
+                Some("error") => {
+                    warn!(asset = %self.name, error = %frame["message"], "server error")
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_history(&mut self, points: &Value) {
+        let points: Vec<(i64, f64)> = points
+            .as_array()
+            .map(|points| points.iter().filter_map(time_value).collect())
+            .unwrap_or_default();
+        if self.last.is_some() {
+            // A resumed subscription: these are the points missed while away.
+            for point in points {
+                self.print_point(point);
+            }
+            return;
+        }
+        let line = match (points.first(), points.last()) {
+            (Some(&(t0, v0)), Some(&(t1, v1))) => format!(
+                "{} {}: {} points from {} to {}, last {} ({})",
+                format_time(t1),
+                self.name,
+                points.len(),
+                format_time(t0),
+                format_time(t1),
+                v1,
+                self.paint(change(v0, v1), v1 - v0),
+            ),
+            _ => format!("{}: no history yet", self.name),
+        };
+        self.write(&line);
+        self.last = points.last().copied();
+    }
+
+    fn on_point(&mut self, message: &Value) {
+        if let Some(point) = time_value(message) {
+            self.print_point(point);
+        }
+    }
+
+    fn print_point(&mut self, (time, value): (i64, f64)) {
+        if self.last.is_some_and(|(last, _)| time <= last) {
+            return;
+        }
+        let line = match self.last {
+            Some((_, previous)) => format!(
+                "{} {} {} {}",
+                format_time(time),
+                self.name,
+                value,
+                self.paint(change(previous, value), value - previous)
+            ),
+            None => format!("{} {} {}", format_time(time), self.name, value),
+        };
+        self.write(&line);
+        self.last = Some((time, value));
+    }
+
+    fn paint(&self, text: String, delta: f64) -> String {
+        match (self.colour, delta.partial_cmp(&0.0)) {
+            (true, Some(std::cmp::Ordering::Greater)) => format!("\x1b[32m{text}\x1b[0m"),
+            (true, Some(std::cmp::Ordering::Less)) => format!("\x1b[31m{text}\x1b[0m"),
+            _ => text,
+        }
+    }
+
+    fn write(&self, line: &str) {
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A closed pipe (e.g. `| head`) is not worth a panic; the next write fails too.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
+fn time_value(point: &Value) -> Option<(i64, f64)> {
+    Some((point["time"].as_i64()?, point["value"].as_f64()?))
+}
+
+/// `+0.00031 (+0.03%)`, `-1.2 (-0.80%)` or `0 (0.00%)`.
+fn change(from: f64, to: f64) -> String {
+    let delta = ratecast_core::point::round_value(to - from);
+    let percent = if from != 0.0 {
+        (to - from) / from * 100.0
+    } else {
+        0.0
+    };
+    let arrow = match delta.partial_cmp(&0.0) {
+        Some(std::cmp::Ordering::Greater) => "▲ +",
+        Some(std::cmp::Ordering::Less) => "▼ ",
+        _ => "= ",
+    };
+    format!("{arrow}{delta} ({percent:+.2}%)")
+}
+
+/// `2026-11-28 02:00:01Z` for a Unix second (proleptic Gregorian, UTC).
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let of_day = secs.rem_euclid(86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_utc_calendar_dates() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00Z");
+        assert_eq!(format_time(951_782_400), "2000-02-29 00:00:00Z");
+        assert_eq!(format_time(1_795_831_408), "2026-11-28 02:03:28Z");
+        assert_eq!(format_time(-1), "1969-12-31 23:59:59Z");
+    }
+
+    #[test]
+    fn changes_show_direction_amount_and_percent() {
+        assert_eq!(change(1.0, 1.1), "▲ +0.1 (+10.00%)");
+        assert_eq!(change(150.0, 148.5), "▼ -1.5 (-1.00%)");
+        assert_eq!(change(2.0, 2.0), "= 0 (+0.00%)");
+    }
+
+    #[test]
+    fn assets_are_chosen_by_name_case_insensitively() {
+        let assets = vec![(1, "EURUSD".to_owned()), (2, "USDJPY".to_owned())];
+        assert_eq!(choose(&assets, &[]).expect("all"), assets);
+        assert_eq!(
+            choose(&assets, &["usdjpy".into()]).expect("one"),
+            vec![(2, "USDJPY".to_owned())]
+        );
+        assert!(matches!(
+            choose(&assets, &["XAUUSD".into()]),
+            Err(WatchError::UnknownAsset(..))
+        ));
+    }
+}
