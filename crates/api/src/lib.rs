@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::ServerArgs;
 pub use hub::Hub;
-pub use server::ServerConfig;
+pub use server::{ReadinessDetail, ServerConfig};
 pub use session::SessionConfig;
 
 /// Why the API could not run.

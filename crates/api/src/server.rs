@@ -52,6 +52,19 @@ pub struct ServerConfig {
     /// match such as `https://rates.example.com`); `None` allows any origin.
     /// Requests without `Origin` (non-browser clients) are always allowed.
     pub allowed_origins: Option<Vec<String>>,
+    /// Extra lines for `/readyz` (e.g. the upstream's status in the all-in-one);
+    /// informational, they do not change the status code.
+    pub readiness_detail: Option<ReadinessDetail>,
+}
+
+/// A source of extra `/readyz` lines.
+#[derive(Clone)]
+pub struct ReadinessDetail(pub Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for ReadinessDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadinessDetail(..)")
+    }
 }
 
 impl Default for ServerConfig {
@@ -63,6 +76,7 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             allowed_origins: None,
+            readiness_detail: None,
         }
     }
 }
@@ -79,6 +93,7 @@ struct AppState {
     open: Arc<AtomicUsize>,
     max_connections: usize,
     allowed_origins: Option<Vec<String>>,
+    readiness_detail: Option<ReadinessDetail>,
 }
 
 /// Counts one open session from upgrade until its task ends.
@@ -117,6 +132,7 @@ pub async fn serve(
         open: Arc::default(),
         max_connections: config.max_connections,
         allowed_origins: config.allowed_origins.clone(),
+        readiness_detail: config.readiness_detail.clone(),
     });
     let server = build_server(listener, state, &config)?;
     let handle = server.handle();
@@ -249,13 +265,17 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.hub.is_ready() {
-        HttpResponse::Ok()
-            .content_type(ContentType::plaintext())
-            .body("ready\n")
+    let (mut response, mut body) = if state.hub.is_ready() {
+        (HttpResponse::Ok(), "ready\n".to_owned())
     } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type(ContentType::plaintext())
-            .body("not ready: history window not loaded or live feed down\n")
+        (
+            HttpResponse::ServiceUnavailable(),
+            "not ready: history window not loaded or live feed down\n".to_owned(),
+        )
+    };
+    if let Some(detail) = &state.readiness_detail {
+        body.push_str(&(detail.0)());
+        body.push('\n');
     }
+    response.content_type(ContentType::plaintext()).body(body)
 }

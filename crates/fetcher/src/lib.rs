@@ -7,6 +7,7 @@
 
 pub mod buffer;
 pub mod emcont;
+pub mod health;
 pub mod http;
 pub mod poller;
 pub mod service;
@@ -15,6 +16,7 @@ pub mod source;
 pub mod throttle;
 
 pub use buffer::BufferedSink;
+pub use health::UpstreamHealth;
 pub use http::{HttpSource, HttpSourceConfig};
 pub use poller::{Clock, Poller, PollerStats, SystemClock, TickReport};
 pub use simulated::SimulatedSource;

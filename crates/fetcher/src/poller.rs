@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    health::UpstreamHealth,
     source::{FetchError, QuoteError, RateSource},
     throttle::{FailureThrottle, Report},
 };
@@ -122,12 +123,21 @@ pub struct Poller<R, K> {
     lag_log: FailureThrottle,
     /// One throttle per asset, in id order, for that asset's skipped quotes.
     quote_logs: Vec<FailureThrottle>,
+    /// Failing / stale status for health endpoints.
+    health: Arc<UpstreamHealth>,
 }
 
 impl<R: RateSource, K: PointSink> Poller<R, K> {
     pub fn new(source: R, sink: K, assets: AssetList) -> Self {
+        let health = Arc::new(UpstreamHealth::new(assets.len()));
+        Self::with_health(source, sink, assets, health)
+    }
+
+    /// A poller that reports the upstream's status into `health`.
+    pub fn with_health(source: R, sink: K, assets: AssetList, health: Arc<UpstreamHealth>) -> Self {
         let throttle = || FailureThrottle::new(LOG_SUMMARY_INTERVAL_SECS);
         Self {
+            health,
             quote_logs: assets.iter().map(|_| throttle()).collect(),
             source,
             sink,
@@ -208,6 +218,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 quotes
             }
             Err(error) => {
+                self.health.record_failure(second, error.kind());
                 bump(&self.stats.fetch_failures, error.kind());
                 metrics::counter!(metric::FETCH_FAILURES, "kind" => error.kind()).increment(1);
                 log_failure(
@@ -247,6 +258,12 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 }
             }
         }
+        let values: Vec<Option<f64>> = self
+            .assets
+            .iter()
+            .map(|a| quotes.get(&a.name).ok())
+            .collect();
+        self.health.record_success(second, &values);
         if !points.is_empty() {
             report.stored = Some(self.store(second, &points).await);
         }

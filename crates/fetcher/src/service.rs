@@ -25,7 +25,7 @@ use url::Url;
 
 use crate::{
     BufferedSink, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
-    http::parse_rates_url, source::FetchError,
+    UpstreamHealth, http::parse_rates_url, source::FetchError,
 };
 
 #[derive(Debug, Clone, Parser)]
@@ -93,10 +93,11 @@ pub enum ServiceError {
 }
 
 /// What the health endpoints report; filled in as the service comes up.
-#[derive(Default)]
 struct Health {
     /// Set once MongoDB is connected and indexed.
     sink: OnceLock<BufferedSink>,
+    /// The upstream's status, reported by the poller.
+    upstream: Arc<UpstreamHealth>,
 }
 
 /// Points buffered beyond which the fetcher reports itself not ready: a few
@@ -112,7 +113,10 @@ pub async fn run_service(
 ) -> Result<(), ServiceError> {
     // Install the metrics recorder before anything records.
     ratecast_core::cli::prometheus();
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health {
+        sink: OnceLock::new(),
+        upstream: Arc::new(UpstreamHealth::new(config.assets.len())),
+    });
     let backlog_limit = READY_BACKLOG_SECONDS * config.assets.len();
     let server = health_server(health_listener, health.clone(), backlog_limit)
         .map_err(ServiceError::Health)?;
@@ -152,13 +156,14 @@ async fn poll_into_mongo(
         Some(url) => {
             let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
                 .map_err(ServiceError::HttpClient)?;
-            poll(source, sink, config, shutdown).await;
+            poll(source, sink, health, config, shutdown).await;
         }
         None => {
             warn!(
                 "EMCONT_EXCHANGE_RATES_URL is not set: writing SIMULATED rates (a random walk, not market data)"
             );
-            poll(SimulatedSource::new(&config.assets), sink, config, shutdown).await;
+            let source = SimulatedSource::new(&config.assets);
+            poll(source, sink, health, config, shutdown).await;
         }
     }
     tasks.close();
@@ -169,10 +174,12 @@ async fn poll_into_mongo(
 async fn poll<R: RateSource>(
     source: R,
     sink: BufferedSink,
+    health: &Health,
     config: &FetcherServiceConfig,
     shutdown: &CancellationToken,
 ) {
-    Poller::new(source, sink, config.assets.clone())
+    let upstream = health.upstream.clone();
+    Poller::with_health(source, sink, config.assets.clone(), upstream)
         .run(shutdown.clone())
         .await;
 }
@@ -216,14 +223,19 @@ async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> H
             .content_type(ContentType::plaintext())
             .body(text)
     };
+    // The upstream's status is a detail line: a failing upstream is worth
+    // seeing, but restarting the fetcher would not fix it.
+    let upstream = health
+        .upstream
+        .describe(ratecast_core::time::unix_now_secs());
     match health.sink.get() {
-        None => unavailable("not ready: connecting to MongoDB\n".into()),
+        None => unavailable(format!("not ready: connecting to MongoDB\n{upstream}\n")),
         Some(sink) if sink.len() > **backlog_limit => unavailable(format!(
-            "not ready: {} points buffered, MongoDB is not taking them\n",
+            "not ready: {} points buffered, MongoDB is not taking them\n{upstream}\n",
             sink.len()
         )),
         Some(_) => HttpResponse::Ok()
             .content_type(ContentType::plaintext())
-            .body("ready\n"),
+            .body(format!("ready\n{upstream}\n")),
     }
 }

@@ -10,9 +10,9 @@
 pub mod config;
 pub mod watch;
 
-use std::{future::Future, net::TcpListener};
+use std::{future::Future, net::TcpListener, sync::Arc};
 
-use ratecast_api::ApiError;
+use ratecast_api::{ApiError, ReadinessDetail, ServerConfig};
 use ratecast_core::{
     MemoryStore, PointSink, PointStore,
     report::ErrorChain,
@@ -20,6 +20,7 @@ use ratecast_core::{
 };
 use ratecast_fetcher::{
     BufferedSink, FetchError, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
+    UpstreamHealth,
 };
 use ratecast_mongo::MongoStore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -64,15 +65,10 @@ async fn run_in_memory(
     let retention = i64::try_from(config.memory_retention.as_secs()).unwrap_or(i64::MAX);
     let store = MemoryStore::new(config.assets.clone(), retention);
     let tasks = TaskTracker::new();
-    start_poller(&config, &store, true, &tasks, &shutdown).await?;
-    serve(
-        config,
-        listener,
-        std::future::ready(Ok(store)),
-        tasks,
-        shutdown,
-    )
-    .await
+    let health = Arc::new(UpstreamHealth::new(config.assets.len()));
+    start_poller(&config, &store, true, &health, &tasks, &shutdown).await?;
+    let connect = std::future::ready(Ok(store));
+    serve(config, listener, connect, health, tasks, shutdown).await
 }
 
 async fn run_on_mongo(
@@ -83,10 +79,12 @@ async fn run_on_mongo(
 ) -> Result<(), RunError> {
     info!(database = %config.mongo_db, "store: MongoDB");
     let tasks = TaskTracker::new();
+    let health = Arc::new(UpstreamHealth::new(config.assets.len()));
     // The API answers (/healthz, /readyz 503) while MongoDB is being reached;
     // the poller starts once it is.
     let connect = {
         let (config, tasks, shutdown) = (config.clone(), tasks.clone(), shutdown.clone());
+        let health = health.clone();
         async move {
             let connected = MongoStore::connect_with_retry(
                 &uri,
@@ -107,13 +105,13 @@ async fn run_on_mongo(
             };
             let capacity = config.buffer_seconds as usize * config.assets.len();
             let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
-            start_poller(&config, &sink, false, &tasks, &shutdown)
+            start_poller(&config, &sink, false, &health, &tasks, &shutdown)
                 .await
                 .map_err(|error| ApiError::Connect(ErrorChain(&error).to_string()))?;
             Ok(store)
         }
     };
-    serve(config, listener, connect, tasks, shutdown).await
+    serve(config, listener, connect, health, tasks, shutdown).await
 }
 
 /// Starts the poller into `sink`; with simulated rates and `prefill`, first stores
@@ -122,6 +120,7 @@ async fn start_poller<K: PointSink + Clone>(
     config: &Config,
     sink: &K,
     prefill: bool,
+    health: &Arc<UpstreamHealth>,
     tasks: &TaskTracker,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
@@ -129,7 +128,7 @@ async fn start_poller<K: PointSink + Clone>(
         Some(url) => {
             let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
                 .map_err(RunError::HttpClient)?;
-            spawn_poller(tasks, source, sink, config, shutdown);
+            spawn_poller(tasks, source, sink, health, config, shutdown);
         }
         None => {
             warn!(
@@ -146,7 +145,7 @@ async fn start_poller<K: PointSink + Clone>(
                     "pre-filled the last 30 minutes with simulated rates"
                 );
             }
-            spawn_poller(tasks, source, sink, config, shutdown);
+            spawn_poller(tasks, source, sink, health, config, shutdown);
         }
     }
     Ok(())
@@ -156,10 +155,11 @@ fn spawn_poller<R: RateSource, K: PointSink + Clone>(
     tasks: &TaskTracker,
     source: R,
     sink: &K,
+    health: &Arc<UpstreamHealth>,
     config: &Config,
     shutdown: &CancellationToken,
 ) {
-    let poller = Poller::new(source, sink.clone(), config.assets.clone());
+    let poller = Poller::with_health(source, sink.clone(), config.assets.clone(), health.clone());
     tasks.spawn(poller.run(shutdown.clone()));
 }
 
@@ -169,6 +169,7 @@ async fn serve<S, C>(
     config: Config,
     listener: TcpListener,
     connect: C,
+    health: Arc<UpstreamHealth>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<(), RunError>
@@ -180,7 +181,12 @@ where
         listener,
         config.assets,
         connect,
-        config.server.server_config(),
+        ServerConfig {
+            readiness_detail: Some(ReadinessDetail(Arc::new(move || {
+                health.describe(unix_now_secs())
+            }))),
+            ..config.server.server_config()
+        },
         shutdown.clone(),
     )
     .await;

@@ -208,3 +208,61 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
     service.shutdown.cancel();
     service.task.await.expect("task").expect("clean stop");
 }
+
+#[tokio::test]
+async fn the_upstream_client_refuses_oversized_bodies_and_gives_up_on_a_hanging_upstream() {
+    use ratecast_fetcher::{FetchError, HttpSource, HttpSourceConfig, RateSource};
+    let upstream = FakeUpstream::start(Reply::Huge(10 * 1024 * 1024)).await;
+    let source = HttpSource::new(
+        upstream.url().parse().expect("url"),
+        HttpSourceConfig::default(),
+    )
+    .expect("client");
+    let declared = source.fetch().await.expect_err("a 10 MiB body is refused");
+    assert!(
+        matches!(declared, FetchError::TooLarge { .. }),
+        "{declared}"
+    );
+    upstream.set(Reply::Unbounded(10 * 1024 * 1024));
+    let streamed = source
+        .fetch()
+        .await
+        .expect_err("an unbounded body is cut off");
+    assert!(
+        matches!(streamed, FetchError::TooLarge { .. }),
+        "{streamed}"
+    );
+    upstream.set(Reply::Hang);
+    let hung = source
+        .fetch()
+        .await
+        .expect_err("a hanging upstream times out");
+    assert!(matches!(hung, FetchError::Timeout(_)), "{hung}");
+    upstream.set(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")])));
+    let quotes = source.fetch().await.expect("the next request works");
+    assert_eq!(quotes.get("EURUSD"), Ok(1.15));
+}
+
+#[tokio::test]
+async fn readyz_reports_a_failing_upstream_as_detail() {
+    let upstream = FakeUpstream::start(Reply::Status(503)).await;
+    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
+    let body = tokio::time::timeout(WAIT, async {
+        loop {
+            let (status, body) = support::http_get(service.addr, "/readyz").await;
+            assert_eq!(
+                status, 200,
+                "a failing upstream does not make the API unready"
+            );
+            if body.contains("upstream failing for") {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the detail appears");
+    assert!(body.contains("last error: status"), "{body}");
+    service.shutdown.cancel();
+    service.task.await.expect("task").expect("clean stop");
+}

@@ -42,6 +42,8 @@ pub enum Reply {
     Huge(usize),
     /// 200 declaring a longer body than it sends, then closing.
     Truncated(String),
+    /// 200 without a length, streaming this many bytes, then closing.
+    Unbounded(usize),
 }
 
 /// A minimal HTTP/1.1 server on 127.0.0.1:0 answering every GET with the current [`Reply`].
@@ -138,6 +140,18 @@ async fn serve_connection(
                     sent += n;
                 }
                 ok
+            }
+            Reply::Unbounded(len) => {
+                let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+                let chunk = vec![b' '; 64 * 1024];
+                let mut sent = 0;
+                while ok && sent < len {
+                    let n = chunk.len().min(len - sent);
+                    ok = stream.write_all(&chunk[..n]).await.is_ok();
+                    sent += n;
+                }
+                return;
             }
             Reply::Truncated(body) => {
                 let _ = write_response(&mut stream, 200, body.len() + 100, body.as_bytes()).await;
