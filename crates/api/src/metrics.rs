@@ -69,8 +69,10 @@ pub fn feed_resync(kind: &'static str) {
     counter!("ratecast_feed_resyncs_total", "kind" => kind).increment(1);
 }
 
-/// Gauges read from the hub at scrape time.
+/// Gauges read from the hub at scrape time (expired points are dropped first, so
+/// a quiet asset's window size is current).
 pub fn record_hub(hub: &Hub) {
+    hub.evict_expired(ratecast_core::time::unix_now_secs());
     let subscribers = hub.subscriber_counts();
     let windows = hub.window_sizes();
     for ((asset, subscribers), window) in hub.assets().iter().zip(subscribers).zip(windows) {
