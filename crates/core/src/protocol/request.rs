@@ -1,20 +1,12 @@
-//! The websocket wire protocol: client requests in, server frames out.
+//! Client requests: one text frame in, a [`ClientRequest`] or a [`RequestError`] out.
 //!
-//! Every client text frame is parsed here, once, into a [`ClientRequest`] or a
-//! [`RequestError`] whose code and text go back to the client verbatim. Every
-//! server frame is serialized here into a [`ByteString`] that can be shared by any
-//! number of connections. The exact shapes are documented in `docs/protocol.md`.
+//! Every client frame is parsed here, once; the error's code and text go back to
+//! the client verbatim in an `error` frame. Nothing downstream re-validates.
 
-use bytestring::ByteString;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{
-    asset::{Asset, AssetId, AssetList},
-    point::Point,
-};
+use crate::asset::{Asset, AssetId, AssetList};
 
-/// A valid request from a client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
     /// `{"action":"assets","message":{}}`
@@ -261,145 +253,6 @@ fn describe(value: &Value) -> String {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    action: &'a str,
-    message: T,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePoint<'a> {
-    asset_name: &'a str,
-    time: i64,
-    asset_id: u32,
-    value: f64,
-}
-
-#[derive(Serialize)]
-struct WireAsset<'a> {
-    id: u32,
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct AssetsMessage<'a> {
-    assets: Vec<WireAsset<'a>>,
-}
-
-#[derive(Serialize)]
-struct PointsMessage<'a> {
-    points: Vec<WirePoint<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RangeMessage<'a> {
-    asset_id: u32,
-    from: i64,
-    to: i64,
-    points: Vec<WirePoint<'a>>,
-}
-
-#[derive(Serialize)]
-struct ErrorMessage<'a> {
-    code: &'a str,
-    error: &'a str,
-}
-
-fn frame<T: Serialize>(action: &str, message: T) -> ByteString {
-    let json = serde_json::to_string(&Envelope { action, message })
-        .expect("plain structs of strings and finite numbers always serialize");
-    ByteString::from(json)
-}
-
-/// `{"action":"assets","message":{"assets":[{"id":1,"name":"EURUSD"},…]}}`
-pub fn assets_frame(assets: &AssetList) -> ByteString {
-    let assets = assets
-        .iter()
-        .map(|a| WireAsset {
-            id: a.id.0,
-            name: &a.name,
-        })
-        .collect();
-    frame("assets", AssetsMessage { assets })
-}
-
-/// `{"action":"point","message":{"assetName":…,"time":…,"assetId":…,"value":…}}`
-pub fn point_frame(point: &Point) -> ByteString {
-    frame(
-        "point",
-        WirePoint {
-            asset_name: &point.asset_name,
-            time: point.time,
-            asset_id: point.asset_id.0,
-            value: point.value,
-        },
-    )
-}
-
-/// `{"action":"asset_history","message":{"points":[…]}}` for `asset`'s `(time, value)` pairs.
-pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) -> ByteString {
-    let points = points
-        .map(|(time, value)| WirePoint {
-            asset_name: &asset.name,
-            time,
-            asset_id: asset.id.0,
-            value,
-        })
-        .collect();
-    frame("asset_history", PointsMessage { points })
-}
-
-/// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`
-pub fn range_frame(asset: &Asset, from: i64, to: i64, points: &[Point]) -> ByteString {
-    let points = points
-        .iter()
-        .map(|p| WirePoint {
-            asset_name: &asset.name,
-            time: p.time,
-            asset_id: asset.id.0,
-            value: p.value,
-        })
-        .collect();
-    frame(
-        "history",
-        RangeMessage {
-            asset_id: asset.id.0,
-            from,
-            to,
-            points,
-        },
-    )
-}
-
-/// `{"action":"unsubscribed","message":{"assetId":N|null}}`: the asset that was
-/// followed, if any.
-pub fn unsubscribed_frame(asset: Option<AssetId>) -> ByteString {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Unsubscribed {
-        asset_id: Option<u32>,
-    }
-    frame(
-        "unsubscribed",
-        Unsubscribed {
-            asset_id: asset.map(|a| a.0),
-        },
-    )
-}
-
-/// `{"action":"error","message":{"code":…,"error":…}}`
-pub fn error_frame(error: &RequestError) -> ByteString {
-    frame(
-        "error",
-        ErrorMessage {
-            code: error.code.as_str(),
-            error: &error.message,
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -559,57 +412,6 @@ mod tests {
         ] {
             assert_eq!(request(bad).expect_err(bad).code, code, "{bad}");
         }
-    }
-
-    #[test]
-    fn frames_have_the_documented_shapes() {
-        let list = assets();
-        assert_eq!(
-            &*assets_frame(&list),
-            r#"{"action":"assets","message":{"assets":[{"id":1,"name":"EURUSD"},{"id":2,"name":"USDJPY"}]}}"#
-        );
-        let point = Point {
-            asset_id: AssetId(1),
-            asset_name: "EURUSD".into(),
-            time: 1_700_000_000,
-            value: 1.091185,
-        };
-        assert_eq!(
-            &*point_frame(&point),
-            r#"{"action":"point","message":{"assetName":"EURUSD","time":1700000000,"assetId":1,"value":1.091185}}"#
-        );
-        let asset = list.get(AssetId(2)).expect("asset 2");
-        assert_eq!(
-            &*history_frame(asset, [(10, 150.5), (11, 150.25)].into_iter()),
-            r#"{"action":"asset_history","message":{"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5},{"assetName":"USDJPY","time":11,"assetId":2,"value":150.25}]}}"#
-        );
-        assert_eq!(
-            &*history_frame(asset, std::iter::empty()),
-            r#"{"action":"asset_history","message":{"points":[]}}"#
-        );
-        let point = Point {
-            asset_id: AssetId(2),
-            asset_name: "USDJPY".into(),
-            time: 10,
-            value: 150.5,
-        };
-        assert_eq!(
-            &*range_frame(asset, 5, 20, &[point]),
-            r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}]}}"#
-        );
-        assert_eq!(
-            &*unsubscribed_frame(Some(AssetId(3))),
-            r#"{"action":"unsubscribed","message":{"assetId":3}}"#
-        );
-        assert_eq!(
-            &*unsubscribed_frame(None),
-            r#"{"action":"unsubscribed","message":{"assetId":null}}"#
-        );
-        let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
-        assert_eq!(
-            &*error_frame(&err),
-            r#"{"action":"error","message":{"code":"unknown_asset","error":"say \"hi\""}}"#
-        );
     }
 
     proptest! {

@@ -1,0 +1,13 @@
+//! The websocket wire protocol: client requests in ([`request`]), server frames
+//! out ([`frames`]). The exact shapes are documented in `docs/protocol.md` and
+//! `docs/asyncapi.yaml`.
+
+pub mod frames;
+pub mod request;
+
+pub use frames::{
+    assets_frame, error_frame, history_frame, point_frame, range_frame, unsubscribed_frame,
+};
+pub use request::{
+    ACTIONS, ClientRequest, ErrorCode, MAX_HISTORY_SPAN_SECS, RequestError, parse_request,
+};
