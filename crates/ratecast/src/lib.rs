@@ -7,6 +7,7 @@
 //! cancelled. `main.rs` only parses the configuration, binds the listener and
 //! turns signals into that cancellation.
 
+pub mod bench;
 pub mod config;
 pub mod watch;
 

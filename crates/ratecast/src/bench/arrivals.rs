@@ -1,0 +1,255 @@
+//! Fan-out delay: for each point, its arrival at each client minus its first
+//! arrival at any client.
+//!
+//! Clients report every live point they receive as `(asset, time, at)`. Arrivals of
+//! a point are appended to one small vector while the point is "open"; once the
+//! point is older than [`SETTLE_AFTER`], it is settled: its earliest arrival is
+//! found and every arrival's distance to it goes into a histogram. Each arrival is
+//! touched a constant number of times (no per-pair work), and only the last few
+//! seconds of points are held in full. The first arrival of every settled point
+//! is kept (a few bytes per point) so the verdict can tell which points existed.
+//!
+//! Arrivals are split by when the point first arrived: during the subscribe storm
+//! (ramp), during the hold (steady state, the figure the targets are about), or
+//! after it.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use super::latency::Latency;
+
+/// How long after its first arrival a point stays open for more arrivals.
+/// A later arrival is still measured, against the settled first arrival.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(10);
+
+/// The shared arrival table of one run.
+pub struct Arrivals {
+    /// Every timestamp is microseconds since this instant.
+    epoch: Instant,
+    inner: Mutex<Inner>,
+}
+
+/// Which part of the run a point first arrived in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Ramp,
+    Hold,
+    After,
+}
+
+struct Inner {
+    /// Points still taking arrivals, by (asset index, time).
+    open: HashMap<(usize, i64), Open>,
+    /// Per asset index: time → first arrival, for settled points.
+    first: Vec<BTreeMap<i64, u64>>,
+    /// The hold window, once known.
+    hold_start: Option<u64>,
+    hold_end: Option<u64>,
+    ramp: Latency,
+    hold: Latency,
+}
+
+struct Open {
+    /// When the first report of this point was recorded (not necessarily the
+    /// earliest arrival: reports from different clients race for the lock).
+    opened: u64,
+    arrivals: Vec<u64>,
+}
+
+impl Arrivals {
+    pub fn new(assets: usize) -> Self {
+        Self {
+            epoch: Instant::now(),
+            inner: Mutex::new(Inner {
+                open: HashMap::new(),
+                first: vec![BTreeMap::new(); assets],
+                hold_start: None,
+                hold_end: None,
+                ramp: Latency::new(),
+                hold: Latency::new(),
+            }),
+        }
+    }
+
+    /// Microseconds since the start of the run.
+    pub fn now_us(&self) -> u64 {
+        self.micros(Instant::now())
+    }
+
+    pub fn micros(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// One client received `time` of asset `asset` at `at` (µs since the epoch).
+    pub fn record(&self, asset: usize, time: i64, at: u64) {
+        let mut inner = self.lock();
+        if let Some(&first) = inner.first.get(asset).and_then(|f| f.get(&time)) {
+            let phase = inner.phase(first);
+            if let Some(histogram) = inner.histogram(phase) {
+                histogram.record(at.saturating_sub(first));
+            }
+            return;
+        }
+        inner
+            .open
+            .entry((asset, time))
+            .or_insert_with(|| Open {
+                opened: at,
+                arrivals: Vec::new(),
+            })
+            .arrivals
+            .push(at);
+    }
+
+    /// Marks the start of the hold (steady state).
+    pub fn start_hold(&self, at: u64) {
+        self.lock().hold_start = Some(at);
+    }
+
+    /// Marks the end of the hold.
+    pub fn end_hold(&self, at: u64) {
+        self.lock().hold_end = Some(at);
+    }
+
+    /// Settles the points opened more than [`SETTLE_AFTER`] before `now`.
+    pub fn settle_older(&self, now: u64) {
+        let cutoff = now.saturating_sub(SETTLE_AFTER.as_micros() as u64);
+        self.lock().settle(|open| open.opened < cutoff);
+    }
+
+    /// Settles every open point (end of run).
+    pub fn settle_all(&self) {
+        self.lock().settle(|_| true);
+    }
+
+    /// Fan-out delays of points that first arrived during the ramp and the hold.
+    pub fn delays(&self) -> (Latency, Latency) {
+        let inner = self.lock();
+        (inner.ramp.clone(), inner.hold.clone())
+    }
+
+    /// The settled points: per asset index, time → first arrival (µs).
+    pub fn first_arrivals(&self) -> Vec<BTreeMap<i64, u64>> {
+        self.lock().first.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves the table consistent, so a poisoned lock
+        // (a panicking client task) still holds usable data.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn phase(&self, first: u64) -> Phase {
+        match (self.hold_start, self.hold_end) {
+            (Some(start), _) if first < start => Phase::Ramp,
+            (None, _) => Phase::Ramp,
+            (Some(_), Some(end)) if first >= end => Phase::After,
+            (Some(_), _) => Phase::Hold,
+        }
+    }
+
+    /// Where delays of a point first seen in `phase` go; points first seen
+    /// after the hold are measured nowhere (clients are closing).
+    fn histogram(&mut self, phase: Phase) -> Option<&mut Latency> {
+        match phase {
+            Phase::Ramp => Some(&mut self.ramp),
+            Phase::Hold => Some(&mut self.hold),
+            Phase::After => None,
+        }
+    }
+
+    fn settle(&mut self, due: impl Fn(&Open) -> bool) {
+        let keys: Vec<(usize, i64)> = self
+            .open
+            .iter()
+            .filter(|(_, open)| due(open))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in keys {
+            let Some(open) = self.open.remove(&key) else {
+                continue;
+            };
+            let Some(&first) = open.arrivals.iter().min() else {
+                continue;
+            };
+            let phase = self.phase(first);
+            if let Some(histogram) = self.histogram(phase) {
+                for at in &open.arrivals {
+                    histogram.record(at - first);
+                }
+            }
+            let (asset, time) = key;
+            if let Some(times) = self.first.get_mut(asset) {
+                times.insert(time, first);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_arrival_is_measured_against_the_earliest_one_of_its_point() {
+        let arrivals = Arrivals::new(1);
+        arrivals.start_hold(0);
+        // Reports race: the 1000 µs arrival is reported before the 400 µs one.
+        for at in [1000, 400, 400, 2400] {
+            arrivals.record(0, 7, at);
+        }
+        arrivals.settle_all();
+        let (ramp, hold) = arrivals.delays();
+        assert_eq!(ramp.count(), 0);
+        let summary = hold.summary();
+        assert_eq!(summary.count, 4);
+        assert_eq!(summary.max_ms, 2.0);
+        assert_eq!(arrivals.first_arrivals()[0].get(&7), Some(&400));
+    }
+
+    #[test]
+    fn a_late_arrival_after_settling_still_counts_its_full_delay() {
+        let arrivals = Arrivals::new(1);
+        arrivals.start_hold(0);
+        arrivals.record(0, 7, 100);
+        arrivals.settle_all();
+        arrivals.record(0, 7, 300_100);
+        let (_, hold) = arrivals.delays();
+        assert_eq!(hold.count(), 2);
+        let max = hold.summary().max_ms;
+        assert!((max - 300.0).abs() < 0.5, "max {max} ms (0.1 % resolution)");
+    }
+
+    #[test]
+    fn points_are_split_by_the_phase_of_their_first_arrival() {
+        let arrivals = Arrivals::new(2);
+        arrivals.record(0, 1, 10); // before the hold is known: ramp
+        arrivals.start_hold(1_000);
+        arrivals.record(1, 1, 500); // before the hold start: ramp
+        arrivals.record(1, 2, 1_500); // hold
+        arrivals.end_hold(2_000);
+        arrivals.record(1, 3, 2_500); // after: not measured
+        arrivals.settle_all();
+        let (ramp, hold) = arrivals.delays();
+        assert_eq!(ramp.count(), 2);
+        assert_eq!(hold.count(), 1);
+        assert_eq!(arrivals.first_arrivals()[1].len(), 3, "all points exist");
+    }
+
+    #[test]
+    fn only_points_open_longer_than_the_settle_delay_are_settled() {
+        let arrivals = Arrivals::new(1);
+        let settle = SETTLE_AFTER.as_micros() as u64;
+        arrivals.record(0, 1, 0);
+        arrivals.record(0, 2, settle);
+        arrivals.settle_older(settle + 1);
+        let settled = arrivals.first_arrivals();
+        assert!(settled[0].contains_key(&1));
+        assert!(!settled[0].contains_key(&2));
+    }
+}

@@ -1,0 +1,415 @@
+//! One load-generator run: probe the server, open clients at the ramp rate,
+//! hold them, stop them, and build the [`Report`].
+//!
+//! Phases, in order: *probe* (one connection asks `assets`, retrying until the
+//! server accepts; then the idle server is sampled), *storm* (client `k` starts
+//! at `k / ramp` seconds; the storm ends when every client has its history or
+//! has failed), *hold* (the steady-state window: counters and the server's CPU
+//! are read at both ends), *stop* (every client closes; after `--settle` the
+//! server's memory is read again). A housekeeping task prints progress and
+//! settles the arrival table while the run goes on.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
+
+use futures_util::{SinkExt, StreamExt};
+use ratecast_core::time::unix_now_secs;
+use tokio::{task::JoinSet, time::Instant};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{
+    BenchError,
+    arrivals::Arrivals,
+    client::{Counters, Plan, Shared, run_client},
+    config::LoadConfig,
+    frames::{self, WireAsset},
+    latency::Latency,
+    procfs::{self, ProcSample, thread_cpu_delta},
+    report::{ConnectReport, DeliveryReport, GeneratorReport, MachineReport, Report, ServerReport},
+    verdict::{ClientOutcome, TAIL_GRACE, judge},
+};
+
+/// How long the stop may take before unfinished clients are abandoned.
+const STOP_BUDGET: Duration = Duration::from_secs(30);
+
+/// Runs the load described by `config`; `shutdown` (Ctrl-C) cuts the run short
+/// but still yields a report of what was measured.
+pub async fn run_load(
+    config: LoadConfig,
+    shutdown: CancellationToken,
+) -> Result<Report, BenchError> {
+    let server = resolve(&config).await?;
+    let assets = probe(&config, server, &shutdown).await?;
+    info!(%server, assets = assets.len(), clients = config.clients, "server answered; starting the storm");
+    let started_unix = unix_now_secs();
+    let pid = config.server_pid;
+    let idle = sample(pid);
+    let shared = Arc::new(Shared {
+        server,
+        url: config.url.to_string(),
+        connect_timeout: config.connect_timeout,
+        history_timeout: config.history_timeout,
+        stop: CancellationToken::new(),
+        arrivals: Arrivals::new(assets.len()),
+        counters: Counters::default(),
+        time_to_history: Mutex::new(Latency::new()),
+        errors: Mutex::default(),
+    });
+    let housekeeping = tokio::spawn(housekeeping(shared.clone(), config.progress, pid));
+
+    // Storm.
+    let storm_start = Instant::now();
+    let mut clients = JoinSet::new();
+    for k in 0..config.clients {
+        let due = storm_start + Duration::from_secs_f64(k as f64 / config.ramp);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(due) => {}
+        }
+        let asset = k % assets.len();
+        let plan = Plan {
+            asset,
+            asset_id: assets[asset].id,
+            source: source_address(k, config.source_ips),
+        };
+        shared.counters.spawned.fetch_add(1, Ordering::Relaxed);
+        clients.spawn(run_client(plan, shared.clone()));
+    }
+    let spawned = shared.counters.spawned.load(Ordering::Relaxed);
+    wait_settled(&shared, spawned, &shutdown).await;
+    let ramp_secs = storm_start.elapsed().as_secs_f64();
+    let after_ramp = sample(pid);
+    info!(
+        secs = format!("{ramp_secs:.1}"),
+        histories = shared.counters.histories.load(Ordering::Relaxed),
+        "storm over; holding"
+    );
+
+    // Hold.
+    let hold_start = Instant::now();
+    shared
+        .arrivals
+        .start_hold(shared.arrivals.micros(hold_start.into_std()));
+    let live_before = shared.counters.live_points.load(Ordering::Relaxed);
+    let threads_before = pid.and_then(|pid| procfs::thread_cpu(pid).ok());
+    let hold_server = sample(pid);
+    let hold_self = sample(Some(std::process::id()));
+    let machine_before = procfs::machine_busy().ok();
+    tokio::select! {
+        () = shutdown.cancelled() => warn!("interrupted: reporting what was measured"),
+        () = tokio::time::sleep(config.hold) => {}
+    }
+    let hold_end = Instant::now();
+    shared
+        .arrivals
+        .end_hold(shared.arrivals.micros(hold_end.into_std()));
+    let hold_secs = (hold_end - hold_start).as_secs_f64();
+    let live_after = shared.counters.live_points.load(Ordering::Relaxed);
+    let steady = sample(pid);
+    let threads_after = pid.and_then(|pid| procfs::thread_cpu(pid).ok());
+    let end_self = sample(Some(std::process::id()));
+    let machine_after = procfs::machine_busy().ok();
+    let open_at_end = shared.counters.open.load(Ordering::Relaxed);
+
+    // Stop.
+    info!("hold over; closing every client");
+    shared.stop.cancel();
+    let outcomes = collect(clients).await;
+    housekeeping.abort();
+    tokio::time::sleep(config.settle).await;
+    let after_close = sample(pid);
+
+    shared.arrivals.settle_all();
+    let stop_at = shared.arrivals.micros(hold_end.into_std());
+    let due_by = stop_at.saturating_sub(TAIL_GRACE.as_micros() as u64);
+    let verdict = judge(
+        &outcomes,
+        &shared.arrivals.first_arrivals(),
+        due_by,
+        config.full_history_len(),
+    );
+    let (ramp_delay, hold_delay) = shared.arrivals.delays();
+    let counters = &shared.counters;
+    let hold_messages = live_after - live_before;
+    let server = match (pid, idle, after_ramp, hold_server, steady, after_close) {
+        (Some(pid), Some(idle), Some(after_ramp), Some(hold), Some(steady), Some(closed)) => {
+            let hold_cpu = steady.cpu.saturating_sub(hold.cpu).as_secs_f64();
+            Some(ServerReport {
+                pid,
+                idle_rss_kb: idle.rss_kb,
+                rss_after_ramp_kb: after_ramp.rss_kb,
+                steady_rss_kb: steady.rss_kb,
+                // VmHWM can lag the last RSS reading by a page-table update.
+                peak_rss_kb: closed.peak_rss_kb.max(steady.rss_kb).max(after_ramp.rss_kb),
+                rss_after_close_kb: closed.rss_kb,
+                kb_per_connection: steady.rss_kb.saturating_sub(idle.rss_kb) as f64
+                    / open_at_end.max(1) as f64,
+                ramp_cpu_secs: after_ramp.cpu.saturating_sub(idle.cpu).as_secs_f64(),
+                hold_cpu_secs: hold_cpu,
+                hold_system_cpu_secs: steady
+                    .system_cpu
+                    .saturating_sub(hold.system_cpu)
+                    .as_secs_f64(),
+                hold_cpu_percent: 100.0 * hold_cpu / hold_secs.max(f64::EPSILON),
+                cpu_us_per_message: 1e6 * hold_cpu / hold_messages.max(1) as f64,
+                hold_threads: match (&threads_before, &threads_after) {
+                    (Some(before), Some(after)) => thread_cpu_delta(before, after),
+                    _ => Vec::new(),
+                },
+            })
+        }
+        _ => None,
+    };
+    let generator = match (hold_self, end_self) {
+        (Some(start), Some(end)) => GeneratorReport {
+            rss_kb: end.rss_kb,
+            peak_rss_kb: end.peak_rss_kb,
+            hold_cpu_secs: end.cpu.saturating_sub(start.cpu).as_secs_f64(),
+        },
+        _ => GeneratorReport::default(),
+    };
+    let machine = machine_report(
+        machine_before.zip(machine_after),
+        hold_server.zip(steady),
+        hold_self.zip(end_self),
+        hold_secs,
+    );
+    let time_to_history = shared
+        .time_to_history
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .summary();
+    let errors = shared
+        .errors
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    Ok(Report {
+        label: config.label.clone(),
+        url: config.url.to_string(),
+        started_unix,
+        clients: config.clients,
+        ramp_per_sec: config.ramp,
+        source_ips: config.source_ips,
+        connect: ConnectReport {
+            attempted: spawned,
+            connected: counters.connected.load(Ordering::Relaxed),
+            connect_errors: counters.connect_errors.load(Ordering::Relaxed),
+            histories: counters.histories.load(Ordering::Relaxed),
+            history_failures: counters.history_failures.load(Ordering::Relaxed),
+            dropped: counters.dropped.load(Ordering::Relaxed),
+            open_at_end,
+            ramp_secs,
+        },
+        time_to_history,
+        fanout_delay: hold_delay.summary(),
+        fanout_delay_ramp: ramp_delay.summary(),
+        delivery: DeliveryReport {
+            hold_secs,
+            hold_messages,
+            messages_per_sec: hold_messages as f64 / hold_secs.max(f64::EPSILON),
+            total_messages: counters.live_points.load(Ordering::Relaxed),
+        },
+        verdict,
+        server,
+        generator,
+        machine,
+        errors,
+    })
+}
+
+/// Busy CPU of the machine in the hold, and the part neither the server nor the
+/// generator took (each given as readings at the start and end of the hold).
+fn machine_report(
+    machine: Option<(Duration, Duration)>,
+    server: Option<(ProcSample, ProcSample)>,
+    generator: Option<(ProcSample, ProcSample)>,
+    hold_secs: f64,
+) -> MachineReport {
+    let used = |pair: Option<(ProcSample, ProcSample)>| {
+        pair.map_or(0.0, |(a, b)| b.cpu.saturating_sub(a.cpu).as_secs_f64())
+    };
+    let busy = machine.map_or(0.0, |(a, b)| b.saturating_sub(a).as_secs_f64());
+    let percent = |secs: f64| 100.0 * secs / hold_secs.max(f64::EPSILON);
+    MachineReport {
+        cores: std::thread::available_parallelism().map_or(0, usize::from),
+        hold_busy_percent: percent(busy),
+        hold_other_percent: percent((busy - used(server) - used(generator)).max(0.0)),
+    }
+}
+
+/// Client `k`'s source address: 127.0.0.2, .3, … over `spread` addresses.
+pub fn source_address(k: usize, spread: u8) -> Option<Ipv4Addr> {
+    if spread == 0 {
+        return None;
+    }
+    let offset = (k % usize::from(spread)) as u8;
+    Some(Ipv4Addr::new(127, 0, 0, 2 + offset))
+}
+
+async fn resolve(config: &LoadConfig) -> Result<SocketAddr, BenchError> {
+    let url = &config.url;
+    let bad = || BenchError::Url(url.to_string());
+    if url.scheme() != "ws" {
+        return Err(bad());
+    }
+    let host = url.host_str().ok_or_else(bad)?;
+    let port = url.port_or_known_default().ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| BenchError::Resolve {
+            url: url.to_string(),
+            source,
+        })?
+        .next()
+        .ok_or_else(bad)
+}
+
+/// Asks the server for its assets, retrying until it accepts connections.
+async fn probe(
+    config: &LoadConfig,
+    server: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Result<Vec<WireAsset>, BenchError> {
+    let deadline = Instant::now() + config.ready_timeout;
+    let mut last_error = String::new();
+    while Instant::now() < deadline && !shutdown.is_cancelled() {
+        match tokio::time::timeout(Duration::from_secs(5), ask_assets(config, server)).await {
+            Ok(Ok(assets)) if !assets.is_empty() => return Ok(assets),
+            Ok(Ok(_)) => last_error = "the server tracks no assets".into(),
+            Ok(Err(error)) => last_error = error,
+            Err(_) => last_error = "no answer to `assets` within 5 s".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(BenchError::Probe(last_error))
+}
+
+async fn ask_assets(config: &LoadConfig, server: SocketAddr) -> Result<Vec<WireAsset>, String> {
+    let stream = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut ws, _) = tokio_tungstenite::client_async(config.url.as_str(), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    ws.send(Message::text(r#"{"action":"assets","message":{}}"#))
+        .await
+        .map_err(|e| e.to_string())?;
+    while let Some(message) = ws.next().await {
+        if let Message::Text(text) = message.map_err(|e| e.to_string())?
+            && let Some(assets) = frames::assets(&text)
+        {
+            let _ = ws.close(None).await;
+            return Ok(assets);
+        }
+    }
+    Err("connection closed before the assets reply".into())
+}
+
+/// Waits until every spawned client has its history or has failed.
+async fn wait_settled(shared: &Shared, spawned: u64, shutdown: &CancellationToken) {
+    while shared.counters.settled.load(Ordering::Relaxed) < spawned {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// Collects every client's outcome; clients still running after the budget
+/// are aborted and count as failed.
+async fn collect(mut clients: JoinSet<ClientOutcome>) -> Vec<ClientOutcome> {
+    let mut outcomes = Vec::with_capacity(clients.len());
+    let deadline = Instant::now() + STOP_BUDGET;
+    loop {
+        match tokio::time::timeout_at(deadline, clients.join_next()).await {
+            Ok(Some(Ok(outcome))) => outcomes.push(outcome),
+            Ok(Some(Err(error))) => warn!(%error, "a client task failed"),
+            Ok(None) => break,
+            Err(_) => {
+                warn!(left = clients.len(), "clients did not stop in time");
+                clients.abort_all();
+                break;
+            }
+        }
+    }
+    outcomes
+}
+
+/// Prints a progress line every `every` and settles the arrival table.
+async fn housekeeping(shared: Arc<Shared>, every: Duration, pid: Option<u32>) {
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_print = Instant::now();
+    let mut last_live = 0;
+    let mut last_cpu = sample(pid);
+    loop {
+        tick.tick().await;
+        shared.arrivals.settle_older(shared.arrivals.now_us());
+        if last_print.elapsed() < every {
+            continue;
+        }
+        let counters = &shared.counters;
+        let live = counters.live_points.load(Ordering::Relaxed);
+        let secs = last_print.elapsed().as_secs_f64();
+        let now = sample(pid);
+        let server = match (&now, &last_cpu) {
+            (Some(now), Some(before)) => format!(
+                " server_rss={:.0}MB server_cpu={:.0}%",
+                now.rss_kb as f64 / 1024.0,
+                100.0 * now.cpu.saturating_sub(before.cpu).as_secs_f64() / secs
+            ),
+            _ => String::new(),
+        };
+        info!(
+            "t={:.0}s spawned={} connected={} histories={} connect_errors={} no_history={} dropped={} open={} msg/s={:.0}{}",
+            start.elapsed().as_secs_f64(),
+            counters.spawned.load(Ordering::Relaxed),
+            counters.connected.load(Ordering::Relaxed),
+            counters.histories.load(Ordering::Relaxed),
+            counters.connect_errors.load(Ordering::Relaxed),
+            counters.history_failures.load(Ordering::Relaxed),
+            counters.dropped.load(Ordering::Relaxed),
+            counters.open.load(Ordering::Relaxed),
+            (live - last_live) as f64 / secs,
+            server
+        );
+        last_live = live;
+        last_cpu = now;
+        last_print = Instant::now();
+    }
+}
+
+fn sample(pid: Option<u32>) -> Option<ProcSample> {
+    let pid = pid?;
+    match procfs::sample(pid) {
+        Ok(sample) => Some(sample),
+        Err(error) => {
+            warn!(pid, %error, "cannot read the process's /proc entries");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_are_spread_round_robin_over_source_addresses() {
+        assert_eq!(source_address(0, 0), None);
+        assert_eq!(source_address(0, 3), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(source_address(2, 3), Some(Ipv4Addr::new(127, 0, 0, 4)));
+        assert_eq!(source_address(3, 3), Some(Ipv4Addr::new(127, 0, 0, 2)));
+        assert_eq!(
+            source_address(249, 250),
+            Some(Ipv4Addr::new(127, 0, 0, 251))
+        );
+    }
+}

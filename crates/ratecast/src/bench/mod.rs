@@ -1,0 +1,103 @@
+//! `ratecast-bench`: the load generator that measures fan-out at scale, and the
+//! minimal baseline server it is compared with (issue 4, docs/benchmarks.md).
+//!
+//! [`load::run_load`] opens N websocket clients at a ramp rate, holds them and
+//! returns a [`Report`]: connect errors, time to history, fan-out delay,
+//! delivered messages/s, missed/duplicate/seam counts and the server's RSS and
+//! CPU. [`baseline::serve_baseline`] is the comparison server. The binary
+//! `ratecast-bench` only parses [`config::Cli`] and calls these. This module
+//! knows nothing of the ratecast server's internals: it speaks the wire protocol
+//! and reads `/proc`, so it measures any server of the protocol.
+
+pub mod arrivals;
+pub mod baseline;
+pub mod client;
+pub mod config;
+pub mod frames;
+pub mod latency;
+pub mod load;
+pub mod procfs;
+pub mod report;
+pub mod verdict;
+
+use std::{fs, io, path::Path};
+
+pub use config::{BaselineConfig, Cli, Command, LoadConfig};
+pub use load::run_load;
+pub use report::Report;
+
+/// The assets of the baseline server: ratecast's defaults.
+pub const DEFAULT_ASSETS: &str = crate::config::DEFAULT_ASSETS;
+
+/// Why a benchmark could not run or report.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0} is not a ws://host:port/ URL")]
+    Url(String),
+    #[error("cannot resolve {url}")]
+    Resolve {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the server did not answer `assets` in time: {0}")]
+    Probe(String),
+    #[error("cannot write the report to {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the report {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a ratecast-bench report")]
+    Parse {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Raises the soft limit of open files to the hard limit (each client is a
+/// socket); returns the new soft limit.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    let (_, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    rlimit::increase_nofile_limit(hard)
+}
+
+/// Writes `report` as pretty JSON to `path`, creating its directory.
+pub fn write_json(report: &Report, path: &Path) -> Result<(), BenchError> {
+    let write_error = |source| BenchError::Write {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(write_error)?;
+    }
+    let json = serde_json::to_string_pretty(report).map_err(|e| write_error(e.into()))?;
+    fs::write(path, json + "\n").map_err(write_error)
+}
+
+/// Reads saved reports and renders them as one markdown table.
+pub fn table(paths: &[impl AsRef<Path>]) -> Result<String, BenchError> {
+    let mut table = String::from(report::TABLE_HEADER);
+    for path in paths {
+        let path = path.as_ref();
+        let text = fs::read_to_string(path).map_err(|source| BenchError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let report: Report = serde_json::from_str(&text).map_err(|source| BenchError::Parse {
+            path: path.display().to_string(),
+            source,
+        })?;
+        table.push('\n');
+        table.push_str(&report.table_row());
+    }
+    table.push('\n');
+    Ok(table)
+}

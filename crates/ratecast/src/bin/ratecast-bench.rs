@@ -1,0 +1,68 @@
+//! `ratecast-bench`: parse the command line, set up logs, run the load generator
+//! or the baseline server, print the report.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ratecast::bench::{self, BaselineConfig, Cli, Command, LoadConfig};
+use ratecast_core::cli::{LogFormat, init_tracing, parse_or_exit, shutdown_signal};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli: Cli = parse_or_exit();
+    init_tracing(LogFormat::Text);
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    let result = match cli.command {
+        Command::Run(config) => load(*config, shutdown).await,
+        Command::BaselineServer(config) => baseline(config, shutdown).await,
+        Command::Table { files } => bench::table(&files)
+            .map(|table| print!("{table}"))
+            .context("cannot build the table"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let limit = bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    if limit < config.clients as u64 + 64 {
+        tracing::warn!(
+            limit,
+            clients = config.clients,
+            "open-file limit below the client count"
+        );
+    }
+    let json = config.json.clone();
+    let report = bench::run_load(config, shutdown)
+        .await
+        .context("benchmark failed")?;
+    print!("{report}");
+    if let Some(path) = json {
+        bench::write_json(&report, &path)?;
+        tracing::info!(path = %path.display(), "report written");
+    }
+    Ok(())
+}
+
+async fn baseline(config: BaselineConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+    bench::baseline::serve_baseline(listener, config.assets, shutdown)
+        .await
+        .context("baseline server failed")
+}
