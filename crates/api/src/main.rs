@@ -1,10 +1,10 @@
 //! `ratecast-api`: parse the configuration, set up logs, bind, serve until a signal.
 
-use std::{net::TcpListener, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast_api::service::{ApiServiceConfig, run_service};
-use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_signal};
+use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -21,7 +21,8 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: ApiServiceConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((config.host.as_str(), config.port))
+    let listener = bind(&config.host, config.port)
+        .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     let shutdown = CancellationToken::new();
     tokio::spawn({

@@ -6,7 +6,7 @@
 //! frame is sent once, after the loop. Nothing a client sends can panic it: bad
 //! input is answered with an `error` frame and the connection stays open.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, task::Poll, time::Duration};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
 use bytestring::ByteString;
@@ -249,13 +249,24 @@ async fn send(
     config: &SessionConfig,
 ) -> Result<(), Exit> {
     let bytes = frame.len();
-    match tokio::time::timeout(config.send_timeout, session.text(frame)).await {
-        Ok(Ok(())) => {
+    let mut sending = std::pin::pin!(session.text(frame));
+    // Fast path: the session's queue has room and the frame is taken at once, so
+    // no timer is armed (this runs once per point per subscriber). Only a frame
+    // that has to wait gets the send timeout.
+    let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    let sent = match first {
+        Poll::Ready(sent) => sent,
+        Poll::Pending => match tokio::time::timeout(config.send_timeout, sending).await {
+            Ok(sent) => sent,
+            Err(_elapsed) => return Err(Exit::SlowConsumer),
+        },
+    };
+    match sent {
+        Ok(()) => {
             crate::metrics::frame_sent(bytes);
             Ok(())
         }
-        Ok(Err(_closed)) => Err(Exit::SendFailed),
-        Err(_elapsed) => Err(Exit::SlowConsumer),
+        Err(_closed) => Err(Exit::SendFailed),
     }
 }
 

@@ -1,13 +1,13 @@
 //! `ratecast`: parse the configuration, set up logs, bind, run until a signal.
 
-use std::{net::TcpListener, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast::{
     Config,
     config::{Cli, Command},
 };
-use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_signal};
+use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -42,7 +42,8 @@ async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((config.host.as_str(), config.port))
+    let listener = bind(&config.host, config.port)
+        .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
     let shutdown = CancellationToken::new();
     tokio::spawn({

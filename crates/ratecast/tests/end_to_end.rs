@@ -137,7 +137,7 @@ async fn without_an_upstream_simulated_rates_come_with_a_full_30_minute_history(
     let mut client = Client::connect(service.addr).await;
     let history = client.subscribe(2).await;
     assert!(
-        (1799..=1800).contains(&history.len()),
+        (1795..=1800).contains(&history.len()),
         "{} points",
         history.len()
     );

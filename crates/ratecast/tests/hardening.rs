@@ -177,8 +177,9 @@ async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() 
     )
     .await;
     let now = unix_now_secs();
-    // A full window makes every history frame ~120 KB.
-    let window: Vec<_> = (now - 1799..now - 100)
+    // A nearly full window makes every history frame ~120 KB; it starts 10 s inside
+    // the 30 minutes so no point expires while the test waits for it.
+    let window: Vec<_> = (now - 1790..now - 100)
         .map(|t| point(1, "EURUSD", t, 1.085))
         .collect();
     server.insert(&window).await;

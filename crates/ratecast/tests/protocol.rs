@@ -39,10 +39,10 @@ async fn subscribe_sends_the_last_30_minutes_ascending_then_each_new_point() {
     let server = ApiServer::start(ASSETS).await;
     let now = unix_now_secs();
     // Out of the window (older than 1800 s), in it, and another asset.
-    server.insert(&[point(1, "EURUSD", now - 1800, 1.0)]).await;
+    server.insert(&[point(1, "EURUSD", now - 1810, 1.0)]).await;
     server
         .insert(&[
-            point(1, "EURUSD", now - 1799, 1.05),
+            point(1, "EURUSD", now - 1790, 1.05),
             point(2, "USDJPY", now - 5, 150.0),
         ])
         .await;
@@ -54,7 +54,7 @@ async fn subscribe_sends_the_last_30_minutes_ascending_then_each_new_point() {
         .await;
     let mut client = server.client().await;
     let history = client.subscribe(1).await;
-    assert_eq!(times(&history), vec![now - 1799, now - 3, now - 2]);
+    assert_eq!(times(&history), vec![now - 1790, now - 3, now - 2]);
     assert_eq!(
         history[1],
         json!({"assetName":"EURUSD","time":now - 3,"assetId":1,"value":1.1}),
