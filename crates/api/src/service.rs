@@ -67,7 +67,7 @@ pub async fn run_service(
     let connect = {
         let (assets, shutdown) = (config.assets.clone(), shutdown.clone());
         async move {
-            MongoStore::connect_with_retry(
+            match MongoStore::connect_with_retry(
                 &config.mongo_uri,
                 &config.mongo_db,
                 assets,
@@ -76,7 +76,11 @@ pub async fn run_service(
             )
             .await
             .map_err(|e| ApiError::Connect(ErrorChain(&e).to_string()))?
-            .ok_or_else(|| ApiError::Connect("shut down before MongoDB was reachable".into()))
+            {
+                Some(store) => Ok(store),
+                // Shut down while connecting: `run` ends on the same token, cleanly.
+                None => std::future::pending().await,
+            }
         }
     };
     let server = config.server.server_config();

@@ -228,6 +228,7 @@ async fn catch_up(
         missed = frames.len(),
         "subscriber lagged; catching up from the window"
     );
+    crate::metrics::lag_catch_up(frames.len());
     current.points = points;
     for point in frames {
         forward(session, subscription, point, config).await?;

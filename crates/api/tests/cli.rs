@@ -55,3 +55,34 @@ fn a_malformed_mongo_uri_fails_at_once_with_the_cause() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn sigterm_while_mongodb_is_unreachable_exits_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(BIN)
+        .env(
+            "MONGO_CONNECTION_URI",
+            "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200",
+        )
+        .env("SERVER_HOST", "127.0.0.1")
+        .env("SERVER_PORT", "0")
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    // Wait until it is retrying MongoDB, i.e. serving and not yet connected.
+    assert!(
+        lines.any(|l| l.contains("retrying")),
+        "the binary never reported a MongoDB retry"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    std::thread::spawn(move || lines.for_each(drop));
+    let exit = child.wait().expect("the binary exits");
+    assert_eq!(exit.code(), Some(0));
+}

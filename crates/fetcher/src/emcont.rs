@@ -159,10 +159,9 @@ mod tests {
 
     use super::*;
 
-    const FIXTURES: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures/upstream"
-    );
+    /// Real upstream bodies of both eras, copied from the project's shared fixtures
+    /// so the repository's tests stand alone.
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upstream");
 
     fn fixture(name: &str) -> Vec<u8> {
         let path = format!("{FIXTURES}/{name}");

@@ -97,11 +97,9 @@ async fn run_on_mongo(
             .await;
             let store = match connected {
                 Ok(Some(store)) => store,
-                Ok(None) => {
-                    return Err(ApiError::Connect(
-                        "shut down before MongoDB was reachable".into(),
-                    ));
-                }
+                // Shut down while connecting: the API's own shutdown ends
+                // this future, cleanly; nothing to report.
+                Ok(None) => std::future::pending().await,
                 Err(error) => return Err(ApiError::Connect(ErrorChain(&error).to_string())),
             };
             let capacity = config.buffer_seconds as usize * config.assets.len();

@@ -61,11 +61,19 @@ async fn a_burst_over_the_rate_limit_is_answered_rate_limited_and_a_flood_is_clo
     }
     let mut answers = Vec::new();
     for _ in 0..45 {
-        answers.push(
-            client.next_json().await["action"]
-                .as_str()
-                .map(str::to_owned),
-        );
+        let frame = client.next_json().await;
+        // An error counts as "rate_limited" only with exactly that code.
+        let code = frame["message"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        answers.push(frame["action"].as_str().map(|action| {
+            if action == "error" {
+                format!("error:{code}")
+            } else {
+                action.to_owned()
+            }
+        }));
     }
     let accepted = answers
         .iter()
@@ -73,7 +81,7 @@ async fn a_burst_over_the_rate_limit_is_answered_rate_limited_and_a_flood_is_clo
         .count();
     let limited = answers
         .iter()
-        .filter(|a| a.as_deref() == Some("error"))
+        .filter(|a| a.as_deref() == Some("error:rate_limited"))
         .count();
     assert_eq!(accepted + limited, 45);
     assert!(

@@ -174,7 +174,7 @@ fn parse_history(
             ErrorCode::InvalidRange,
             format!(
                 "the range holds {} seconds; at most {MAX_HISTORY_SPAN_SECS} per request",
-                to - from + 1
+                to.saturating_sub(from).saturating_add(1)
             ),
         ));
     }
@@ -367,6 +367,16 @@ mod tests {
             parse(r#"{"action":"unsubscribe","message":{}}"#),
             Ok(ClientRequest::Unsubscribe)
         );
+    }
+
+    #[test]
+    fn the_widest_history_range_is_refused_without_overflow() {
+        // Found by fuzzing (parse_request_fields): the error text overflowed.
+        let text =
+            r#"{"action":"history","message":{"assetId":1,"from":0,"to":9223372036854775807}}"#;
+        let error = parse_request(text, &assets()).expect_err("a range over a day");
+        assert_eq!(error.code, ErrorCode::InvalidRange);
+        assert!(!error.message.contains('-'), "{}", error.message);
     }
 
     #[test]
