@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast_api::service::{ApiServiceConfig, run_service};
-use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_signal};
-use tokio_util::sync::CancellationToken;
+use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_on_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,14 +23,7 @@ async fn serve(config: ApiServiceConfig) -> anyhow::Result<()> {
     let listener = bind(&config.host, config.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
+    let shutdown = shutdown_on_signal();
     run_service(config, listener, shutdown)
         .await
         .context("ratecast-api failed")

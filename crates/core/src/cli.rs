@@ -113,6 +113,20 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// A shutdown token cancelled on the first Ctrl-C or SIGTERM; the one token a
+/// binary hands to its library's `run`. Needs a tokio runtime.
+pub fn shutdown_on_signal() -> tokio_util::sync::CancellationToken {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown_signal().await;
+            shutdown.cancel();
+        }
+    });
+    shutdown
+}
+
 /// Resolves on the first Ctrl-C or SIGTERM (logging which).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

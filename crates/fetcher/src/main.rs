@@ -4,9 +4,8 @@
 use std::{net::TcpListener, process::ExitCode};
 
 use anyhow::Context;
-use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_signal};
+use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_on_signal};
 use ratecast_fetcher::service::{FetcherServiceConfig, run_service};
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,14 +23,7 @@ async fn main() -> ExitCode {
 async fn serve(config: FetcherServiceConfig) -> anyhow::Result<()> {
     let listener = TcpListener::bind((config.http_host.as_str(), config.http_port))
         .with_context(|| format!("cannot listen on {}:{}", config.http_host, config.http_port))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
+    let shutdown = shutdown_on_signal();
     run_service(config, listener, shutdown)
         .await
         .context("ratecast-fetcher failed")

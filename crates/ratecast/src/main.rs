@@ -7,8 +7,7 @@ use ratecast::{
     Config,
     config::{Cli, Command},
 };
-use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_signal};
-use tokio_util::sync::CancellationToken;
+use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_on_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,14 +27,7 @@ async fn main() -> ExitCode {
 }
 
 async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
+    let shutdown = shutdown_on_signal();
     ratecast::watch::run(args, std::io::stdout(), shutdown)
         .await
         .context("ratecast watch failed")
@@ -45,14 +37,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = bind(&config.host, config.port)
         .await
         .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
+    let shutdown = shutdown_on_signal();
     ratecast::run(config, listener, shutdown)
         .await
         .context("ratecast failed")

@@ -5,21 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast::bench::{self, BaselineConfig, Cli, Command, LoadConfig};
-use ratecast_core::cli::{LogFormat, init_tracing, parse_or_exit, shutdown_signal};
+use ratecast_core::cli::{LogFormat, init_tracing, parse_or_exit, shutdown_on_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = parse_or_exit();
     init_tracing(LogFormat::Text);
-    let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            shutdown_signal().await;
-            shutdown.cancel();
-        }
-    });
+    let shutdown = shutdown_on_signal();
     let result = match cli.command {
         Command::Run(config) => load(*config, shutdown).await,
         Command::BaselineServer(config) => baseline(config, shutdown).await,
