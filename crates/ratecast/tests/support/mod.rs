@@ -131,26 +131,11 @@ async fn serve_connection(
             }
             Reply::Huge(len) => {
                 let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n");
-                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
-                let chunk = vec![b' '; 64 * 1024];
-                let mut sent = 0;
-                while ok && sent < len {
-                    let n = chunk.len().min(len - sent);
-                    ok = stream.write_all(&chunk[..n]).await.is_ok();
-                    sent += n;
-                }
-                ok
+                write_spaces(&mut stream, &head, len).await
             }
             Reply::Unbounded(len) => {
                 let head = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
-                let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
-                let chunk = vec![b' '; 64 * 1024];
-                let mut sent = 0;
-                while ok && sent < len {
-                    let n = chunk.len().min(len - sent);
-                    ok = stream.write_all(&chunk[..n]).await.is_ok();
-                    sent += n;
-                }
+                write_spaces(&mut stream, head, len).await;
                 return;
             }
             Reply::Truncated(body) => {
@@ -162,6 +147,19 @@ async fn serve_connection(
             return;
         }
     }
+}
+
+/// Writes `head`, then `len` spaces in 64 KiB chunks; `false` once the peer is gone.
+async fn write_spaces(stream: &mut TcpStream, head: &str, len: usize) -> bool {
+    let chunk = vec![b' '; 64 * 1024];
+    let mut ok = stream.write_all(head.as_bytes()).await.is_ok();
+    let mut sent = 0;
+    while ok && sent < len {
+        let n = chunk.len().min(len - sent);
+        ok = stream.write_all(&chunk[..n]).await.is_ok();
+        sent += n;
+    }
+    ok
 }
 
 async fn write_response(stream: &mut TcpStream, status: u16, declared: usize, body: &[u8]) -> bool {
