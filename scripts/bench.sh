@@ -21,7 +21,7 @@ servers=${BENCH_SERVERS:-"ratecast baseline"}
 port=${BENCH_PORT:-18080}
 out=${BENCH_OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
-cargo build --release --bin ratecast --bin ratecast-bench
+cargo build --release --locked -p ratecast -p ratecast-bench
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$out"
 

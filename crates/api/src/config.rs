@@ -1,15 +1,24 @@
 //! The API's command-line settings shared by `ratecast` and `ratecast-api`:
-//! heartbeat, limits and shutdown, each a flag with an env var and a default.
+//! where to listen, heartbeat, limits and shutdown, each a flag with an env var
+//! and a default, declared once and flattened into both command lines.
 
 use std::time::Duration;
 
 use clap::Args;
-use ratecast_core::cli::parse_duration;
+use ratecast_process::parse_duration;
 
 use crate::{ServerConfig, SessionConfig};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
+    /// Address the websocket API binds to.
+    #[arg(long, env = "SERVER_HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port of the websocket API; 0 picks a free port (logged at start-up).
+    #[arg(long, env = "SERVER_PORT", default_value_t = 8080)]
+    pub port: u16,
+
     /// How often the server pings each websocket client.
     #[arg(long, env = "PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub ping_interval: Duration,
@@ -108,6 +117,11 @@ mod tests {
         assert_eq!(config.max_connections, 20_000);
         assert_eq!(config.allowed_origins, None);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+        let cli = Cli::try_parse_from(["x"]).expect("defaults");
+        assert_eq!(
+            (cli.server.host.as_str(), cli.server.port),
+            ("0.0.0.0", 8080)
+        );
     }
 
     #[test]

@@ -13,9 +13,11 @@ use std::sync::Arc;
 
 use ratecast_core::{
     LiveFeed, PointStore,
+    retry::Backoff,
     store::FeedError,
-    time::{backoff, history_cutoff, unix_now_secs},
+    time::{history_cutoff, unix_now_secs},
 };
+use ratecast_process::ErrorChain;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -24,11 +26,11 @@ use crate::hub::Hub;
 /// Follows `store` into `hub` until `shutdown`.
 #[tracing::instrument(name = "feed", skip_all)]
 pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: CancellationToken) {
-    // Consecutive failures without a delivered point, for the backoff.
-    let mut failures = 0u32;
+    // Paces following again after failures; reset by a delivered point.
+    let mut backoff = Backoff::new();
+    let mut wait = None;
     loop {
-        if failures > 0 {
-            let delay = backoff(failures - 1);
+        if let Some(delay) = wait.take() {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(delay) => {}
@@ -43,8 +45,9 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             Ok(follow) => follow,
             Err(error) => {
                 hub.set_ready(false);
-                failures = failures.saturating_add(1);
-                warn!(%error, retry_in = ?backoff(failures - 1), "cannot load the history window");
+                let delay = backoff.next_delay();
+                warn!(error = %ErrorChain(&error), retry_in = ?delay, "cannot load the history window");
+                wait = Some(delay);
                 continue;
             }
         };
@@ -66,7 +69,7 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             };
             match next {
                 Ok(point) => {
-                    failures = 0;
+                    backoff.reset();
                     delivered = true;
                     if !hub.is_ready() {
                         info!("live feed resumed");
@@ -78,7 +81,7 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 }
                 Err(FeedError::Interrupted(error)) => {
                     if hub.is_ready() {
-                        warn!(%error, "live feed interrupted; resuming");
+                        warn!(error = %ErrorChain(&error), "live feed interrupted; resuming");
                         hub.set_ready(false);
                     }
                 }
@@ -87,7 +90,7 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
         };
         // A feed that keeps ending before delivering anything backs off too.
         if !delivered {
-            failures = failures.saturating_add(1);
+            wait = Some(backoff.next_delay());
         }
         match error {
             FeedError::Lagged { missed } => {
@@ -96,12 +99,12 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             }
             FeedError::Reset(reason) => {
                 crate::metrics::feed_resync("reset");
-                warn!(%reason, "live feed must restart; reloading the window");
+                warn!(reason = %ErrorChain(&reason), "live feed must restart; reloading the window");
             }
             error => {
                 crate::metrics::feed_resync("error");
                 hub.set_ready(false);
-                warn!(%error, "live feed stopped; following again");
+                warn!(error = %ErrorChain(&error), "live feed stopped; following again");
             }
         }
     }

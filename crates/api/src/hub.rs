@@ -1,5 +1,5 @@
 //! The hub: per asset, the 30-minute window, the shared `asset_history` frame and
-//! the broadcast of serialized `point` frames.
+//! the broadcast of serialized `point` frames, together one topic per asset.
 //!
 //! The hub owns all per-asset state; sessions only read from it. Each asset has one
 //! small mutex held for a few microseconds (never across `.await`): applying a point
@@ -8,18 +8,14 @@
 //! lock, and every subscriber receives the same bytes. The history frame is built at
 //! most once per change of the window and then shared by every subscriber.
 
-use std::{
-    future::Future,
-    pin::Pin,
-    sync::{
-        Arc, Mutex, MutexGuard, OnceLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
-    },
+use std::sync::{
+    Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, Ordering},
 };
 
 use bytestring::ByteString;
 use ratecast_core::{
-    Asset, AssetId, AssetList, Point, PointStore, StoreError,
+    Asset, AssetId, AssetList, Point,
     protocol::{assets_frame, history_frame, point_frame},
     time::history_cutoff,
     window::Window,
@@ -49,8 +45,8 @@ pub struct Hub {
     assets: AssetList,
     /// The `assets` answer, built once: the list never changes while running.
     assets_frame: ByteString,
-    /// One channel per asset, in id order.
-    channels: Box<[Channel]>,
+    /// One topic per asset, in id order.
+    topics: Box<[Topic]>,
     /// Whether the window has been loaded from the store and the feed is live.
     ready: AtomicBool,
     /// Whether the window was ever loaded: until then a subscriber would get an
@@ -58,37 +54,15 @@ pub struct Hub {
     loaded: AtomicBool,
     /// History frames built so far (each then shared by many subscribers).
     history_builds: AtomicU64,
-    /// The store, for `history` queries beyond the window; set once connected.
-    store: OnceLock<Arc<dyn RangeSource>>,
 }
 
-/// Range queries against the store, object-safe so sessions need no store type.
-pub trait RangeSource: Send + Sync + 'static {
-    fn range(
-        &self,
-        asset: AssetId,
-        from: i64,
-        to: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Point>, StoreError>> + Send + '_>>;
-}
-
-impl<S: PointStore> RangeSource for S {
-    fn range(
-        &self,
-        asset: AssetId,
-        from: i64,
-        to: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Point>, StoreError>> + Send + '_>> {
-        Box::pin(self.history(asset, from, to))
-    }
-}
-
-struct Channel {
+/// One asset's subscription topic: what a subscriber of that asset gets.
+struct Topic {
     asset: Asset,
-    state: Mutex<ChannelState>,
+    state: Mutex<TopicState>,
 }
 
-struct ChannelState {
+struct TopicState {
     window: Window,
     /// The serialized history of `window`, built on the first subscribe after a
     /// change and shared until the next one.
@@ -110,11 +84,11 @@ pub struct Subscription {
 
 impl Hub {
     pub fn new(assets: AssetList) -> Self {
-        let channels = assets
+        let topics = assets
             .iter()
-            .map(|asset| Channel {
+            .map(|asset| Topic {
                 asset: asset.clone(),
-                state: Mutex::new(ChannelState {
+                state: Mutex::new(TopicState {
                     window: Window::new(),
                     history: None,
                     points: broadcast::channel(POINT_BUFFER).0,
@@ -124,31 +98,10 @@ impl Hub {
         Self {
             assets_frame: assets_frame(&assets),
             assets,
-            channels,
+            topics,
             ready: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
             history_builds: AtomicU64::new(0),
-            store: OnceLock::new(),
-        }
-    }
-
-    /// Makes the store available to `history` queries (once; later calls are ignored).
-    pub fn set_store(&self, store: Arc<dyn RangeSource>) {
-        let _ = self.store.set(store);
-    }
-
-    /// The stored points of `asset` in `[from, to]`, ascending.
-    pub async fn range(
-        &self,
-        asset: AssetId,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<Point>, StoreError> {
-        match self.store.get() {
-            Some(store) => store.range(asset, from, to).await,
-            None => Err(StoreError::Unavailable(
-                "the store is not connected yet".into(),
-            )),
         }
     }
 
@@ -182,18 +135,18 @@ impl Hub {
         self.history_builds.load(Ordering::Relaxed)
     }
 
-    fn channel(&self, id: AssetId) -> Option<&Channel> {
-        self.channels.get(self.assets.index_of(id)?)
+    fn topic(&self, id: AssetId) -> Option<&Topic> {
+        self.topics.get(self.assets.index_of(id)?)
     }
 
     /// Adds a stored point and pushes it to the asset's subscribers. Returns
     /// `false` (and sends nothing) for an unknown asset or a point not newer
     /// than the newest one already applied.
     pub fn apply(&self, point: &Point, now: i64) -> bool {
-        let Some(channel) = self.channel(point.asset_id) else {
+        let Some(topic) = self.topic(point.asset_id) else {
             return false;
         };
-        if channel
+        if topic
             .lock()
             .window
             .newest()
@@ -205,7 +158,7 @@ impl Hub {
             time: point.time,
             frame: point_frame(point),
         };
-        let mut state = channel.lock();
+        let mut state = topic.lock();
         if !state.window.push(point.time, point.value) {
             return false;
         }
@@ -221,8 +174,8 @@ impl Hub {
     /// for this subscriber); without it, the shared frame of the whole window.
     /// `None` for an unknown asset.
     pub fn subscribe(&self, id: AssetId, now: i64, since: Option<i64>) -> Option<Subscription> {
-        let channel = self.channel(id)?;
-        let mut state = channel.lock();
+        let topic = self.topic(id)?;
+        let mut state = topic.lock();
         if state.window.evict_before(history_cutoff(now)) {
             state.history = None;
         }
@@ -231,10 +184,10 @@ impl Hub {
         // this replica's window does not reach that far yet.
         let last_time = state.window.since(from).last().map(|(t, _)| t).max(since);
         let history = match (since, &state.history) {
-            (Some(_), _) => history_frame(&channel.asset, state.window.since(from)),
+            (Some(_), _) => history_frame(&topic.asset, state.window.since(from)),
             (None, Some(frame)) => frame.clone(),
             (None, None) => {
-                let frame = history_frame(&channel.asset, state.window.since(i64::MIN));
+                let frame = history_frame(&topic.asset, state.window.since(i64::MIN));
                 self.history_builds.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::history_built();
                 state.history = Some(frame.clone());
@@ -242,7 +195,7 @@ impl Hub {
             }
         };
         Some(Subscription {
-            asset: channel.asset.clone(),
+            asset: topic.asset.clone(),
             history,
             points: state.points.subscribe(),
             last_time,
@@ -257,8 +210,8 @@ impl Hub {
         id: AssetId,
         after: Option<i64>,
     ) -> Option<(Vec<PointFrame>, broadcast::Receiver<PointFrame>)> {
-        let channel = self.channel(id)?;
-        let state = channel.lock();
+        let topic = self.topic(id)?;
+        let state = topic.lock();
         let from = after.map_or(i64::MIN, |t| t.saturating_add(1));
         let frames = state
             .window
@@ -266,8 +219,8 @@ impl Hub {
             .map(|(time, value)| PointFrame {
                 time,
                 frame: point_frame(&Point {
-                    asset_id: channel.asset.id,
-                    asset_name: channel.asset.name.clone(),
+                    asset_id: topic.asset.id,
+                    asset_name: topic.asset.name.clone(),
                     time,
                     value,
                 }),
@@ -279,8 +232,8 @@ impl Hub {
     /// Drops points that left the history span, so memory stays bounded and a
     /// quiet asset's history does not go stale.
     pub fn evict_expired(&self, now: i64) {
-        for channel in &self.channels {
-            let mut state = channel.lock();
+        for topic in &self.topics {
+            let mut state = topic.lock();
             if state.window.evict_before(history_cutoff(now)) {
                 state.history = None;
             }
@@ -289,28 +242,21 @@ impl Hub {
 
     /// Points held per asset, in id order.
     pub fn window_sizes(&self) -> Vec<usize> {
-        self.channels
-            .iter()
-            .map(|c| c.lock().window.len())
-            .collect()
+        self.topics.iter().map(|c| c.lock().window.len()).collect()
     }
 
     /// Current subscribers per asset, in id order.
     pub fn subscriber_counts(&self) -> Vec<usize> {
-        self.channels
+        self.topics
             .iter()
             .map(|c| c.lock().points.receiver_count())
             .collect()
     }
 }
 
-impl Channel {
-    fn lock(&self) -> MutexGuard<'_, ChannelState> {
-        // The state stays consistent at every await-free step, so a panic elsewhere
-        // while holding the lock leaves nothing half-done worth refusing service for.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+impl Topic {
+    fn lock(&self) -> MutexGuard<'_, TopicState> {
+        ratecast_core::sync::lock(&self.state)
     }
 }
 

@@ -2,16 +2,18 @@
 //!
 //! [`run`] wires the three parts: the [`Hub`](hub::Hub) (per-asset window and
 //! shared frames), the feed task that keeps it in step with the store, and the
-//! actix-web server whose sessions read from it. The caller binds the listener and
-//! owns the shutdown token.
+//! actix-web server whose sessions read from it and query the store's history.
+//! The caller binds the listener, hands in the store and owns the shutdown token;
+//! [`replica`] is the `ratecast-api` binary's wiring over MongoDB.
 
 pub mod config;
 pub mod feed;
+pub mod history;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod replica;
 pub mod server;
-pub mod service;
 pub mod session;
 
 use std::{future::Future, net::TcpListener, sync::Arc};
@@ -24,58 +26,61 @@ pub use hub::Hub;
 pub use server::{ReadinessDetail, ServerConfig};
 pub use session::SessionConfig;
 
+/// A failure of what must succeed before the window is loaded (e.g. the
+/// store's set-up), with its cause chain.
+pub type StartupError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why the API could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("cannot connect to the store: {0}")]
-    Connect(String),
+    #[error("start-up failed")]
+    Startup(#[source] StartupError),
     #[error("HTTP server failed")]
     Server(#[source] std::io::Error),
-    #[error("the feed task failed: {0}")]
-    Task(String),
+    #[error("the feed task failed")]
+    Task(#[source] tokio::task::JoinError),
 }
 
-/// Runs the API on `listener` until `shutdown` is cancelled.
+/// Runs the API over `store` on `listener` until `shutdown` is cancelled.
 ///
-/// The server answers at once (`/readyz` says 503); `connect` yields the store
-/// (retrying as it sees fit) and the window is then loaded from it. If `connect`
-/// fails, the server shuts down and the error is returned.
-pub async fn run<S, C>(
+/// The server answers at once (`/readyz` says 503 and upgrades are refused);
+/// once `startup` succeeds (e.g. the store's set-up, retried as the caller sees
+/// fit) the window is loaded from the store and followed. If `startup` fails,
+/// the server shuts down and the error is returned.
+pub async fn run<S, F>(
     listener: TcpListener,
     assets: AssetList,
-    connect: C,
+    store: S,
+    startup: F,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> Result<(), ApiError>
 where
     S: PointStore,
-    C: Future<Output = Result<S, ApiError>> + Send + 'static,
+    F: Future<Output = Result<(), StartupError>> + Send + 'static,
 {
     // Install the recorder before anything records (see `metrics`).
-    ratecast_core::cli::prometheus();
+    ratecast_process::metrics::prometheus();
     let hub = Arc::new(Hub::new(assets));
+    let store = Arc::new(store);
     let feed = tokio::spawn({
-        let (hub, shutdown) = (hub.clone(), shutdown.clone());
+        let (hub, store, shutdown) = (hub.clone(), store.clone(), shutdown.clone());
         async move {
-            let store = tokio::select! {
+            let started = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
-                store = connect => store,
+                started = startup => started,
             };
-            let store = match store {
-                Ok(store) => Arc::new(store),
-                Err(error) => {
-                    shutdown.cancel();
-                    return Err(error);
-                }
-            };
-            hub.set_store(store.clone());
+            if let Err(error) = started {
+                shutdown.cancel();
+                return Err(ApiError::Startup(error));
+            }
             feed::run_feed(hub, store, shutdown).await;
             Ok(())
         }
     });
-    let served = server::serve(listener, hub, config, shutdown.clone()).await;
+    let served = server::serve(listener, hub, store, config, shutdown.clone()).await;
     shutdown.cancel();
-    let fed = feed.await.map_err(|e| ApiError::Task(e.to_string()))?;
+    let fed = feed.await.map_err(ApiError::Task)?;
     served.map_err(ApiError::Server)?;
     fed
 }

@@ -3,28 +3,20 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratecast_api::service::{ApiServiceConfig, run_service};
-use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_on_signal};
+use ratecast_api::replica::{ReplicaArgs, run_replica};
+use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: ApiServiceConfig = parse_or_exit();
-    init_tracing(config.log_format);
-    match serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let args: ReplicaArgs = parse_or_exit();
+    init_tracing(args.log.format);
+    exit_code(serve(args).await)
 }
 
-async fn serve(config: ApiServiceConfig) -> anyhow::Result<()> {
-    let listener = bind(&config.host, config.port)
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+async fn serve(args: ReplicaArgs) -> anyhow::Result<()> {
+    let listener = listen(&args.server.host, args.server.port).await?;
     let shutdown = shutdown_on_signal();
-    run_service(config, listener, shutdown)
+    run_replica(args, listener, shutdown)
         .await
         .context("ratecast-api failed")
 }

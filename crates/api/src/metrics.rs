@@ -4,7 +4,7 @@
 //! fan-out to thousands of clients costs one atomic add per frame, not a registry
 //! lookup. Everything else is recorded where it happens with the `metrics` macros.
 //! `GET /metrics` renders the process recorder installed by
-//! `ratecast_core::cli::prometheus`.
+//! `ratecast_process::metrics::prometheus`.
 
 use std::sync::LazyLock;
 

@@ -25,6 +25,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 use crate::{
+    history::HistorySource,
     hub::Hub,
     session::{SessionConfig, run_session},
 };
@@ -84,6 +85,8 @@ impl Default for ServerConfig {
 /// What every request handler shares.
 struct AppState {
     hub: Arc<Hub>,
+    /// The store, for `history` queries beyond the window.
+    history: Arc<dyn HistorySource>,
     session: SessionConfig,
     /// Cancelled at shutdown; every session watches it and closes with 1001.
     shutdown: CancellationToken,
@@ -120,12 +123,14 @@ impl Drop for OpenSession {
 pub async fn serve(
     listener: TcpListener,
     hub: Arc<Hub>,
+    history: Arc<dyn HistorySource>,
     config: ServerConfig,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let sessions = TaskTracker::new();
     let state = web::Data::new(AppState {
         hub,
+        history,
         session: config.session.clone(),
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
@@ -222,6 +227,7 @@ async fn index(
         .aggregate_continuations();
     let task = run_session(
         state.hub.clone(),
+        state.history.clone(),
         session,
         stream,
         state.session.clone(),
@@ -261,7 +267,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_hub(&state.hub);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(ratecast_core::cli::prometheus().render())
+        .body(ratecast_process::metrics::prometheus().render())
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {

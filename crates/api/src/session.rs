@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::{
+    history::HistorySource,
     hub::{Hub, PointFrame, Subscription},
     limits::{RateLimiter, Verdict},
 };
@@ -111,6 +112,7 @@ impl Exit {
 /// Drives one connection until it ends.
 pub async fn run_session(
     hub: Arc<Hub>,
+    history: Arc<dyn HistorySource>,
     mut session: Session,
     stream: AggregatedMessageStream,
     config: SessionConfig,
@@ -131,7 +133,7 @@ pub async fn run_session(
                 match message {
                     Some(Ok(message)) => match rate_check(&mut limiter, &message) {
                         Verdict::Accept => {
-                            on_message(&hub, &mut session, &mut subscription, message, &config).await
+                            on_message(&hub, &*history, &mut session, &mut subscription, message, &config).await
                         }
                         Verdict::Reject => {
                             crate::metrics::rate_limited();
@@ -271,8 +273,10 @@ async fn send(
     }
 }
 
-/// Counts a parsed request by action.
-fn count(request: Result<ClientRequest, RequestError>) -> Result<ClientRequest, RequestError> {
+/// Records a parsed request in `ratecast_ws_requests_total`, by action.
+fn record_request(
+    request: Result<ClientRequest, RequestError>,
+) -> Result<ClientRequest, RequestError> {
     crate::metrics::request(match &request {
         Ok(ClientRequest::Assets) => "assets",
         Ok(ClientRequest::Subscribe { .. }) => "subscribe",
@@ -295,13 +299,14 @@ fn rate_check(limiter: &mut RateLimiter, message: &AggregatedMessage) -> Verdict
 
 async fn on_message(
     hub: &Hub,
+    history: &dyn HistorySource,
     session: &mut Session,
     subscription: &mut Option<Subscription>,
     message: AggregatedMessage,
     config: &SessionConfig,
 ) -> Result<(), Exit> {
     match message {
-        AggregatedMessage::Text(text) => match count(parse_request(&text, hub.assets())) {
+        AggregatedMessage::Text(text) => match record_request(parse_request(&text, hub.assets())) {
             Ok(ClientRequest::Assets) => send(session, hub.assets_frame(), config).await,
             Ok(ClientRequest::Subscribe { asset, since }) => {
                 match hub.subscribe(asset.id, unix_now_secs(), since) {
@@ -324,10 +329,10 @@ async fn on_message(
                 send(session, unsubscribed_frame(was), config).await
             }
             Ok(ClientRequest::History { asset, from, to }) => {
-                let frame = match hub.range(asset.id, from, to).await {
+                let frame = match history.range(asset.id, from, to).await {
                     Ok(points) => range_frame(&asset, from, to, &points),
                     Err(error) => {
-                        tracing::warn!(%error, "history query failed");
+                        tracing::warn!(error = %ratecast_process::ErrorChain(&error), "history query failed");
                         let error = RequestError::new(
                             ErrorCode::Unavailable,
                             "history is unavailable right now; retry shortly",

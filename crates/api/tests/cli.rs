@@ -3,57 +3,23 @@
 
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ratecast-api");
+use ratecast_testkit::binary::mongo_service;
 
-fn run(env: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
-    let output = Command::new(BIN)
-        .env_remove("MONGO_CONNECTION_URI")
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (
-        output.status.code(),
-        stderr.lines().map(str::to_owned).collect(),
-    )
-}
+const BIN: &str = env!("CARGO_BIN_EXE_ratecast-api");
 
 #[test]
 fn without_mongo_connection_uri_it_refuses_to_start_with_one_line_and_exit_code_2() {
-    let (code, lines) = run(&[]);
-    assert_eq!(code, Some(2), "{lines:?}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("MONGO_CONNECTION_URI"), "{}", lines[0]);
+    mongo_service::refuses_to_start_without_a_mongo_uri(BIN);
 }
 
 #[test]
 fn a_bad_value_stops_start_up_with_one_line_and_exit_code_2() {
-    let (code, lines) = run(&[
-        (
-            "MONGO_CONNECTION_URI",
-            "mongodb://localhost/?replicaSet=rs0",
-        ),
-        ("SERVER_PORT", "port"),
-    ]);
-    assert_eq!(code, Some(2), "{lines:?}");
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("SERVER_PORT"), "{}", lines[0]);
+    mongo_service::refuses_a_bad_value_of(BIN, "SERVER_PORT");
 }
 
 #[test]
 fn a_malformed_mongo_uri_fails_at_once_with_the_cause() {
-    let (code, lines) = run(&[
-        ("MONGO_CONNECTION_URI", "postgres://nope"),
-        ("SERVER_PORT", "0"),
-        ("LOG_FORMAT", "text"),
-    ]);
-    assert_eq!(code, Some(1), "{lines:?}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("invalid MongoDB connection URI")),
-        "{lines:?}"
-    );
+    mongo_service::fails_at_once_on_a_malformed_uri(BIN, "SERVER_PORT");
 }
 
 #[test]

@@ -22,6 +22,9 @@ pub struct Asset {
     pub name: Arc<str>,
 }
 
+/// The default asset list: ids 1..5 in this order.
+pub const DEFAULT_ASSETS: &str = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD";
+
 /// The validated, ordered list of tracked assets. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetList(Arc<[Asset]>);

@@ -6,19 +6,18 @@
 //! nothing of actix, MongoDB or HTTP: those live in the crates that do I/O.
 
 pub mod asset;
-#[cfg(feature = "cli")]
-pub mod cli;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
 pub mod point;
 pub mod protocol;
-pub mod report;
+pub mod retry;
 pub mod store;
+pub mod sync;
 pub mod time;
 pub mod window;
 
 pub use asset::{Asset, AssetId, AssetList, AssetListError};
 pub use memory::MemoryStore;
 pub use point::{Point, mid_price};
-pub use store::{Follow, InsertReport, LiveFeed, PointSink, PointStore, StoreError};
+pub use store::{InsertReport, LiveFeed, PointSink, PointStore, SnapshotFeed, StoreError};

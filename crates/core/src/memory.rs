@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use crate::{
     asset::{Asset, AssetId, AssetList},
     point::Point,
-    store::{FeedError, Follow, InsertReport, LiveFeed, PointSink, PointStore, StoreError},
+    store::{FeedError, InsertReport, LiveFeed, PointSink, PointStore, SnapshotFeed, StoreError},
 };
 
 /// Default retention: one day of points per asset.
@@ -82,12 +82,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a deque half-updated in a
-        // way later readers would misread, so a poisoned lock is still usable.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.inner.state)
     }
 
     fn points_of(&self, asset: &Asset, pairs: impl Iterator<Item = (i64, f64)>) -> Vec<Point> {
@@ -190,7 +185,7 @@ impl PointStore for MemoryStore {
         Ok(self.points_of(asset, pairs.into_iter()))
     }
 
-    async fn follow(&self, since: i64) -> Result<Follow<MemoryFeed>, StoreError> {
+    async fn follow(&self, since: i64) -> Result<SnapshotFeed<MemoryFeed>, StoreError> {
         let (pairs, rx) = {
             let state = self.lock();
             let pairs: Vec<Vec<(i64, f64)>> = state
@@ -210,7 +205,7 @@ impl PointStore for MemoryStore {
             .zip(pairs)
             .flat_map(|(asset, pairs)| self.points_of(asset, pairs.into_iter()))
             .collect();
-        Ok(Follow {
+        Ok(SnapshotFeed {
             snapshot,
             feed: MemoryFeed {
                 rx,

@@ -18,9 +18,9 @@ use crate::{
 pub enum StoreError {
     #[error("point for unknown asset id {0}")]
     UnknownAsset(AssetId),
-    #[error("store unavailable: {0}")]
+    #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("store error: {0}")]
+    #[error("store error")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -34,6 +34,8 @@ pub struct InsertReport {
     pub expired: usize,
     /// Points accepted by a buffering sink for a later write, not yet stored.
     pub queued: usize,
+    /// Older points a full buffering sink dropped to make room for these.
+    pub dropped: usize,
 }
 
 /// The write side, held by the fetcher.
@@ -65,11 +67,11 @@ pub trait PointStore: Send + Sync + 'static {
     fn follow(
         &self,
         since: i64,
-    ) -> impl Future<Output = Result<Follow<Self::Feed>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<SnapshotFeed<Self::Feed>, StoreError>> + Send;
 }
 
 /// A snapshot and the live feed that continues it without a gap.
-pub struct Follow<F> {
+pub struct SnapshotFeed<F> {
     /// Points with `time >= since`, ascending by time within each asset.
     pub snapshot: Vec<Point>,
     pub feed: F,
@@ -84,12 +86,12 @@ pub enum FeedError {
     Lagged { missed: u64 },
     /// The feed cannot continue from where it was (e.g. its resume point left
     /// the oplog): the reader must follow again and reconcile.
-    #[error("live feed must restart: {0}")]
-    Reset(String),
+    #[error("live feed must restart")]
+    Reset(#[source] StoreError),
     /// A transient failure: nothing was lost, calling `next` again resumes
     /// (after a backoff the feed applies itself). Readers report themselves
     /// not ready until a point arrives again.
-    #[error("live feed interrupted: {0}")]
+    #[error("live feed interrupted")]
     Interrupted(#[source] StoreError),
     /// The store shut the feed down; following again may work.
     #[error("live feed closed by the store")]
@@ -98,7 +100,7 @@ pub enum FeedError {
     Store(#[from] StoreError),
 }
 
-/// The live continuation of a [`Follow`] snapshot.
+/// The live continuation of a [`SnapshotFeed`] snapshot.
 pub trait LiveFeed: Send + 'static {
     /// The next stored point, in the order the store accepted them.
     fn next(&mut self) -> impl Future<Output = Result<Point, FeedError>> + Send;
@@ -124,7 +126,7 @@ impl<S: PointStore> PointStore for std::sync::Arc<S> {
     fn follow(
         &self,
         since: i64,
-    ) -> impl Future<Output = Result<Follow<S::Feed>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<SnapshotFeed<S::Feed>, StoreError>> + Send {
         (**self).follow(since)
     }
 }

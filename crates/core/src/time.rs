@@ -23,26 +23,9 @@ pub fn history_cutoff(now: i64) -> i64 {
     now - HISTORY_SPAN_SECS + 1
 }
 
-/// The delay before retry `attempt` (0-based): 100 ms doubling up to 10 s.
-pub fn backoff(attempt: u32) -> Duration {
-    const FIRST: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(10);
-    FIRST.saturating_mul(2u32.saturating_pow(attempt)).min(CAP)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_from_100ms_and_caps_at_10s() {
-        let delays: Vec<u128> = (0..9).map(|a| backoff(a).as_millis()).collect();
-        assert_eq!(
-            delays,
-            vec![100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
-        );
-        assert_eq!(backoff(u32::MAX), Duration::from_secs(10));
-    }
 
     #[test]
     fn the_history_window_is_the_last_1800_seconds() {

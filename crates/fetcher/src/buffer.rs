@@ -8,36 +8,22 @@
 
 use std::{
     collections::VecDeque,
-    sync::{
-        Arc, Mutex, MutexGuard,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
 
-use ratecast_core::{
-    InsertReport, Point, PointSink, StoreError, report::ErrorChain, time::backoff,
-};
+use ratecast_core::{InsertReport, Point, PointSink, StoreError, retry::Backoff};
+use ratecast_process::ErrorChain;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
-use crate::poller::metric;
+use crate::metrics;
 
 /// Points written per insert; a backlog after an outage goes in several.
 const MAX_BATCH: usize = 1000;
 /// How long shutdown waits for the last flush.
 const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
-
-/// Counters of the buffer, shared with whoever reports them.
-#[derive(Debug, Default)]
-pub struct BufferStats {
-    pub stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    /// Points dropped because the buffer was full.
-    pub dropped: AtomicU64,
-    pub failed_flushes: AtomicU64,
-}
 
 struct Queue {
     points: VecDeque<Point>,
@@ -50,7 +36,6 @@ struct Shared {
     queue: Mutex<Queue>,
     capacity: usize,
     wake: Notify,
-    stats: BufferStats,
 }
 
 /// A [`PointSink`] that never blocks: it queues, a background task stores.
@@ -75,7 +60,6 @@ impl BufferedSink {
             }),
             capacity: capacity.max(1),
             wake: Notify::new(),
-            stats: BufferStats::default(),
         });
         tasks.spawn(flush_loop(shared.clone(), store, shutdown));
         Self { shared }
@@ -89,22 +73,17 @@ impl BufferedSink {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn stats(&self) -> &BufferStats {
-        &self.shared.stats
-    }
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        ratecast_core::sync::lock(&self.queue)
     }
 }
 
 impl PointSink for BufferedSink {
-    /// Queues `points`; the report counts them as `queued`, not yet stored.
+    /// Queues `points`; the report counts them as `queued`, not yet stored, and
+    /// the oldest points dropped to make room as `dropped`.
     async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
         let mut dropped = 0u64;
         {
@@ -119,21 +98,18 @@ impl PointSink for BufferedSink {
             }
         }
         if dropped > 0 {
-            self.shared
-                .stats
-                .dropped
-                .fetch_add(dropped, Ordering::Relaxed);
-            metrics::counter!("ratecast_buffer_dropped_total").increment(dropped);
+            metrics::buffer_dropped(dropped);
             warn!(
                 dropped,
                 capacity = self.shared.capacity,
                 "write buffer full: oldest points dropped"
             );
         }
-        metrics::gauge!("ratecast_buffer_points").set(self.len() as f64);
+        metrics::buffered(self.len());
         self.shared.wake.notify_one();
         Ok(InsertReport {
             queued: points.len(),
+            dropped: usize::try_from(dropped).unwrap_or(usize::MAX),
             ..InsertReport::default()
         })
     }
@@ -141,32 +117,34 @@ impl PointSink for BufferedSink {
 
 #[tracing::instrument(name = "flusher", skip_all)]
 async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: CancellationToken) {
-    let mut failures = 0u32;
+    // Paces retries while the store fails; reset by a flush that succeeds.
+    let mut backoff = Backoff::new();
+    let mut retry_in = None;
     loop {
-        if failures == 0 {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = shared.wake.notified() => {}
+        let woken = async {
+            match retry_in {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => shared.wake.notified().await,
             }
-        } else {
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(backoff(failures - 1)) => {}
-            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = woken => {}
         }
-        failures = match flush(&shared, &store).await {
+        match flush(&shared, &store).await {
             Ok(()) => {
-                if failures > 0 {
+                if backoff.failures() > 0 {
                     info!(
-                        failed_flushes = failures,
+                        failed_flushes = backoff.failures(),
                         "store reachable again; buffer flushed"
                     );
                 }
-                0
+                backoff.reset();
+                retry_in = None;
             }
             Err(error) => {
-                shared.stats.failed_flushes.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(metric::STORE_FAILURES).increment(1);
+                metrics::store_failed();
+                let failures = backoff.failures();
                 if failures == 0 || failures.is_multiple_of(10) {
                     warn!(
                         error = %ErrorChain(&error),
@@ -174,9 +152,9 @@ async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: Cance
                         "cannot store points; keeping them buffered and retrying"
                     );
                 }
-                failures.saturating_add(1)
+                retry_in = Some(backoff.next_delay());
             }
-        };
+        }
     }
     match tokio::time::timeout(FINAL_FLUSH_BUDGET, flush(&shared, &store)).await {
         Ok(Ok(())) => {}
@@ -199,16 +177,7 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
             return Ok(());
         }
         let report = store.insert(&batch).await?;
-        shared
-            .stats
-            .stored
-            .fetch_add(report.inserted as u64, Ordering::Relaxed);
-        metrics::counter!(metric::POINTS_STORED).increment(report.inserted as u64);
-        metrics::counter!(metric::DUPLICATES).increment(report.duplicates as u64);
-        shared
-            .stats
-            .duplicates
-            .fetch_add(report.duplicates as u64, Ordering::Relaxed);
+        metrics::stored(&report);
         let mut queue = shared.lock();
         // Points dropped from the front meanwhile were part of this batch.
         let already_gone = usize::try_from(queue.removed - removed_before).unwrap_or(usize::MAX);
@@ -218,13 +187,13 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
             .min(queue.points.len());
         queue.points.drain(..remove);
         queue.removed += remove as u64;
-        metrics::gauge!("ratecast_buffer_points").set(queue.points.len() as f64);
+        metrics::buffered(queue.points.len());
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
 
@@ -278,8 +247,13 @@ mod tests {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        let mut dropped = 0;
         for t in 0..600 {
-            sink.insert(&[point(t)]).await.expect("insert never fails");
+            dropped += sink
+                .insert(&[point(t)])
+                .await
+                .expect("insert never fails")
+                .dropped;
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         assert_eq!(
@@ -294,7 +268,7 @@ mod tests {
             stored_times(&store.inner).await,
             (0..600).collect::<Vec<_>>()
         );
-        assert_eq!(sink.stats().dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(dropped, 0);
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
@@ -306,11 +280,16 @@ mod tests {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let sink = BufferedSink::spawn(store.clone(), 100, &tasks, shutdown.clone());
+        let mut dropped = 0;
         for t in 0..150 {
-            sink.insert(&[point(t)]).await.expect("insert never fails");
+            dropped += sink
+                .insert(&[point(t)])
+                .await
+                .expect("insert never fails")
+                .dropped;
         }
         assert_eq!(sink.len(), 100);
-        assert_eq!(sink.stats().dropped.load(Ordering::Relaxed), 50);
+        assert_eq!(dropped, 50);
         store.down.store(false, Ordering::SeqCst);
         sink.insert(&[point(150)]).await.expect("insert");
         tokio::time::sleep(Duration::from_secs(20)).await;

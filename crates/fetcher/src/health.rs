@@ -48,9 +48,7 @@ impl UpstreamHealth {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        ratecast_core::sync::lock(&self.state)
     }
 
     /// A fetch at `second` succeeded with these values (per asset, `None` when skipped).

@@ -6,9 +6,12 @@
 //! Failures skip seconds, they never invent values and never stop the poller.
 
 pub mod buffer;
+pub mod clock;
+pub mod config;
 pub mod emcont;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod poller;
 pub mod service;
 pub mod simulated;
@@ -16,8 +19,10 @@ pub mod source;
 pub mod throttle;
 
 pub use buffer::BufferedSink;
+pub use clock::{Clock, SystemClock};
+pub use config::{SourceArgs, WriteBufferArgs};
 pub use health::UpstreamHealth;
 pub use http::{HttpSource, HttpSourceConfig};
-pub use poller::{Clock, Poller, PollerStats, SystemClock, TickReport};
+pub use poller::{Poller, TickReport};
 pub use simulated::SimulatedSource;
-pub use source::{FetchError, QuoteError, Quotes, RateSource};
+pub use source::{ConfiguredSource, FetchError, QuoteError, Quotes, RateSource};

@@ -1,30 +1,23 @@
 //! `ratecast-fetcher`: parse the configuration, set up logs, bind the health
 //! port, poll until a signal.
 
-use std::{net::TcpListener, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context;
-use ratecast_core::cli::{init_tracing, parse_or_exit, shutdown_on_signal};
-use ratecast_fetcher::service::{FetcherServiceConfig, run_service};
+use ratecast_fetcher::service::{FetcherArgs, run_service};
+use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config: FetcherServiceConfig = parse_or_exit();
-    init_tracing(config.log_format);
-    match serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let args: FetcherArgs = parse_or_exit();
+    init_tracing(args.log.format);
+    exit_code(serve(args).await)
 }
 
-async fn serve(config: FetcherServiceConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((config.http_host.as_str(), config.http_port))
-        .with_context(|| format!("cannot listen on {}:{}", config.http_host, config.http_port))?;
+async fn serve(args: FetcherArgs) -> anyhow::Result<()> {
+    let listener = listen(&args.http_host, args.http_port).await?;
     let shutdown = shutdown_on_signal();
-    run_service(config, listener, shutdown)
+    run_service(args, listener, shutdown)
         .await
         .context("ratecast-fetcher failed")
 }

@@ -1,107 +1,29 @@
 //! The poller: once per wall-clock second, fetch quotes and store one point per asset.
 //!
-//! Ticks fall on second boundaries of the wall clock, computed afresh each time,
-//! so the loop never drifts (an hour is 3600 ticks). Each tick stamps its points
-//! with its own second; a tick that runs late skips the seconds it missed rather
-//! than stamping two points with one time. Failures are counted in
-//! [`PollerStats`] and logged through a [`FailureThrottle`]: a start line, a
-//! summary a minute, a recovery line.
+//! Ticks come from the [`clock`](crate::clock): one per wall-clock second. Each
+//! tick stamps its points with its own second; a tick that runs late skips the
+//! seconds it missed rather than stamping two points with one time. What a tick
+//! did is its [`TickReport`]; failures are counted in the fetcher's
+//! [`metrics`](crate::metrics) and logged through a [`FailureThrottle`]: a start
+//! line, a summary a minute, a recovery line.
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::Arc;
 
-use ratecast_core::{
-    AssetId, AssetList, InsertReport, Point, PointSink, StoreError, report::ErrorChain, time,
-};
+use ratecast_core::{AssetId, AssetList, InsertReport, Point, PointSink, StoreError};
+use ratecast_process::ErrorChain;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
+    clock::{Clock, SystemClock, next_tick},
     health::UpstreamHealth,
+    metrics,
     source::{FetchError, QuoteError, RateSource},
     throttle::{FailureThrottle, Report},
 };
 
 /// Seconds between "still failing" log summaries.
 const LOG_SUMMARY_INTERVAL_SECS: i64 = 60;
-
-/// Wall-clock time since the Unix epoch; injected so tests can run an hour in a moment.
-pub trait Clock: Send + Sync + 'static {
-    fn now(&self) -> Duration;
-}
-
-/// The real wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Duration {
-        time::unix_now()
-    }
-}
-
-/// The next tick after `now`: its Unix second and how long to wait for it.
-/// Never repeats or goes back before `last`, even if the clock does.
-pub fn next_tick(now: Duration, last: Option<i64>) -> (i64, Duration) {
-    let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let boundary = now_secs.saturating_add(1);
-    let second = last.map_or(boundary, |last| boundary.max(last + 1));
-    let target = Duration::from_secs(u64::try_from(second).unwrap_or(u64::MAX));
-    (second, target.saturating_sub(now))
-}
-
-/// Counters of everything the poller did, shared with whoever reports them.
-#[derive(Debug, Default)]
-pub struct PollerStats {
-    pub ticks: AtomicU64,
-    /// Seconds skipped because a tick ran late.
-    pub missed_ticks: AtomicU64,
-    pub points_stored: AtomicU64,
-    pub duplicates: AtomicU64,
-    pub store_failures: AtomicU64,
-    /// Whole-fetch failures by [`FetchError::kind`].
-    fetch_failures: Mutex<BTreeMap<&'static str, u64>>,
-    /// Skipped quotes by [`QuoteError::kind`].
-    quote_skips: Mutex<BTreeMap<&'static str, u64>>,
-}
-
-impl PollerStats {
-    pub fn fetch_failures(&self) -> BTreeMap<&'static str, u64> {
-        lock(&self.fetch_failures).clone()
-    }
-
-    pub fn quote_skips(&self) -> BTreeMap<&'static str, u64> {
-        lock(&self.quote_skips).clone()
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn bump(counts: &Mutex<BTreeMap<&'static str, u64>>, kind: &'static str) {
-    *lock(counts).entry(kind).or_default() += 1;
-}
-
-/// Prometheus names of what the poller counts (see `ratecast_core::cli::prometheus`).
-pub(crate) mod metric {
-    pub const TICKS: &str = "ratecast_fetcher_ticks_total";
-    pub const MISSED_TICKS: &str = "ratecast_fetcher_missed_ticks_total";
-    pub const FETCH_SECONDS: &str = "ratecast_upstream_fetch_seconds";
-    pub const FETCH_FAILURES: &str = "ratecast_upstream_failures_total";
-    pub const QUOTES_SKIPPED: &str = "ratecast_quotes_skipped_total";
-    pub const POINTS_STORED: &str = "ratecast_points_stored_total";
-    pub const DUPLICATES: &str = "ratecast_points_duplicate_total";
-    pub const STORE_FAILURES: &str = "ratecast_store_failures_total";
-}
 
 /// What one tick did.
 #[derive(Debug, Default)]
@@ -117,7 +39,6 @@ pub struct Poller<R, K> {
     source: R,
     sink: K,
     assets: AssetList,
-    stats: Arc<PollerStats>,
     upstream_log: FailureThrottle,
     store_log: FailureThrottle,
     lag_log: FailureThrottle,
@@ -142,15 +63,10 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             source,
             sink,
             assets,
-            stats: Arc::default(),
             upstream_log: throttle(),
             store_log: throttle(),
             lag_log: throttle(),
         }
-    }
-
-    pub fn stats(&self) -> Arc<PollerStats> {
-        self.stats.clone()
     }
 
     /// Runs ticks on the wall clock until `shutdown` is cancelled.
@@ -184,10 +100,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
         if missed <= 0 {
             return;
         }
-        self.stats
-            .missed_ticks
-            .fetch_add(missed as u64, Ordering::Relaxed);
-        metrics::counter!(metric::MISSED_TICKS).increment(missed as u64);
+        metrics::missed_ticks(missed.unsigned_abs());
         if matches!(
             self.lag_log.failure(second),
             Report::Started | Report::StillFailing { .. }
@@ -201,15 +114,14 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
 
     /// One tick: fetch, turn quotes into points stamped `second`, store them.
     pub async fn poll_once(&mut self, second: i64) -> TickReport {
-        self.stats.ticks.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(metric::TICKS).increment(1);
+        metrics::tick();
         let mut report = TickReport {
             second,
             ..TickReport::default()
         };
         let started = std::time::Instant::now();
         let fetched = self.source.fetch().await;
-        metrics::histogram!(metric::FETCH_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::fetch_took(started.elapsed().as_secs_f64());
         let quotes = match fetched {
             Ok(quotes) => {
                 if let Report::Recovered { failures, since } = self.upstream_log.success() {
@@ -219,8 +131,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             }
             Err(error) => {
                 self.health.record_failure(second, error.kind());
-                bump(&self.stats.fetch_failures, error.kind());
-                metrics::counter!(metric::FETCH_FAILURES, "kind" => error.kind()).increment(1);
+                metrics::fetch_failed(error.kind());
                 log_failure(
                     &mut self.upstream_log,
                     second,
@@ -246,8 +157,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                     });
                 }
                 Err(error) => {
-                    bump(&self.stats.quote_skips, error.kind());
-                    metrics::counter!(metric::QUOTES_SKIPPED, "kind" => error.kind()).increment(1);
+                    metrics::quote_skipped(error.kind());
                     log_failure(
                         log,
                         second,
@@ -274,21 +184,13 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
         let result = self.sink.insert(points).await;
         match &result {
             Ok(inserted) => {
-                metrics::counter!(metric::POINTS_STORED).increment(inserted.inserted as u64);
-                metrics::counter!(metric::DUPLICATES).increment(inserted.duplicates as u64);
-                self.stats
-                    .points_stored
-                    .fetch_add(inserted.inserted as u64, Ordering::Relaxed);
-                self.stats
-                    .duplicates
-                    .fetch_add(inserted.duplicates as u64, Ordering::Relaxed);
+                metrics::stored(inserted);
                 if let Report::Recovered { failures, since } = self.store_log.success() {
                     info!(failed_seconds = failures, since, "store recovered");
                 }
             }
             Err(error) => {
-                metrics::counter!(metric::STORE_FAILURES).increment(1);
-                self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                metrics::store_failed();
                 log_failure(
                     &mut self.store_log,
                     second,
@@ -321,7 +223,10 @@ fn log_failure(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
 
     use ratecast_core::{MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
     use tokio::time::Instant;
@@ -383,32 +288,9 @@ mod tests {
         (Poller::new(source, store.clone(), assets()), store)
     }
 
-    #[test]
-    fn next_tick_lands_on_the_next_second_boundary() {
-        assert_eq!(
-            next_tick(Duration::from_millis(10_250), None),
-            (11, Duration::from_millis(750))
-        );
-        assert_eq!(
-            next_tick(Duration::from_secs(10), None),
-            (11, Duration::from_secs(1))
-        );
-        // A clock that went back must not repeat a stamped second.
-        assert_eq!(
-            next_tick(Duration::from_millis(9_500), Some(11)),
-            (12, Duration::from_millis(2_500))
-        );
-        // A late loop skips ahead instead of catching up with stale stamps.
-        assert_eq!(
-            next_tick(Duration::from_millis(15_100), Some(11)),
-            (16, Duration::from_millis(900))
-        );
-    }
-
     #[tokio::test(start_paused = true)]
     async fn an_hour_of_wall_clock_is_exactly_3600_ticks_and_points_per_asset() {
         let (poller, store) = poller(both_quoted);
-        let stats = poller.stats();
         let clock = TokioClock {
             origin: Instant::now(),
             unix_origin: Duration::from_millis(1_700_000_000_300),
@@ -418,8 +300,6 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(3600)).await;
         shutdown.cancel();
         task.await.expect("poller task ends");
-        assert_eq!(stats.ticks.load(Ordering::Relaxed), 3600);
-        assert_eq!(stats.missed_ticks.load(Ordering::Relaxed), 0);
         let history = store
             .history(AssetId(1), 0, i64::MAX)
             .await
@@ -438,8 +318,9 @@ mod tests {
                 both_quoted(n)
             }
         });
+        let mut reports = Vec::new();
         for second in 100..103 {
-            poller.poll_once(second).await;
+            reports.push(poller.poll_once(second).await);
         }
         let times: Vec<i64> = store
             .history(AssetId(2), 0, 1000)
@@ -453,7 +334,11 @@ mod tests {
             vec![100, 102],
             "second 101 is a gap, not an invented value"
         );
-        assert_eq!(poller.stats().fetch_failures().get("parse"), Some(&1));
+        let failures: Vec<Option<&str>> = reports
+            .iter()
+            .map(|r| r.fetch_error.as_ref().map(FetchError::kind))
+            .collect();
+        assert_eq!(failures, vec![None, Some("parse"), None]);
     }
 
     #[tokio::test]
@@ -483,7 +368,6 @@ mod tests {
         );
         let jpy = store.history(AssetId(2), 0, 1000).await.expect("history");
         assert_eq!((jpy[0].time, jpy[0].value), (500, 150.25));
-        assert_eq!(poller.stats().quote_skips().get("missing_field"), Some(&1));
     }
 
     #[tokio::test]

@@ -8,24 +8,18 @@
 use std::{
     net::TcpListener,
     sync::{Arc, OnceLock},
-    time::Duration,
 };
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, web};
 use clap::Parser;
-use ratecast_core::{
-    AssetList,
-    cli::{LogFormat, parse_duration},
-    report::ErrorChain,
-};
 use ratecast_mongo::{MongoStore, SetupError};
+use ratecast_process::{AssetArgs, ErrorChain, LogArgs, MongoArgs, retry::retry_transient};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
-use url::Url;
 
 use crate::{
-    BufferedSink, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
-    UpstreamHealth, http::parse_rates_url, source::FetchError,
+    BufferedSink, ConfiguredSource, Poller, SourceArgs, UpstreamHealth, WriteBufferArgs,
+    source::FetchError,
 };
 
 #[derive(Debug, Clone, Parser)]
@@ -37,36 +31,21 @@ use crate::{
         Points wait in a bounded buffer while MongoDB is unreachable and are written \
         in order when it is back. Without EMCONT_EXCHANGE_RATES_URL it writes \
         SIMULATED rates (a random walk, not market data).\n\n\
-        Every flag can also be set by the environment variable shown with it."
+        Every flag can also be set by the environment variable shown with it.",
+    mut_arg("mongo_uri", ratecast_process::args::required_mongo_uri)
 )]
-pub struct FetcherServiceConfig {
-    /// Upstream rates URL (Emcont/FXCM JSONP). Unset: simulated rates, logged loudly.
-    #[arg(long, env = "EMCONT_EXCHANGE_RATES_URL", value_parser = parse_rates_url)]
-    pub rates_url: Option<Url>,
+pub struct FetcherArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
 
-    /// MongoDB replica-set URI (required).
-    #[arg(long, env = "MONGO_CONNECTION_URI", hide_env_values = true)]
-    pub mongo_uri: String,
+    #[command(flatten)]
+    pub mongo: MongoArgs,
 
-    /// MongoDB database name.
-    #[arg(long, env = "MONGO_INITDB_DATABASE", default_value = "ratecast")]
-    pub mongo_db: String,
+    #[command(flatten)]
+    pub assets: AssetArgs,
 
-    /// Comma-separated assets, ids 1..N in this order; must match the API's.
-    #[arg(
-        long,
-        env = "ASSET_LIST",
-        default_value = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD"
-    )]
-    pub assets: AssetList,
-
-    /// How long MongoDB keeps points (the TTL index), e.g. 7d.
-    #[arg(long, env = "MONGO_RETENTION", default_value = "7d", value_parser = parse_duration)]
-    pub mongo_retention: Duration,
-
-    /// Seconds of points buffered while MongoDB is unreachable; older ones are dropped.
-    #[arg(long, env = "FETCHER_BUFFER_SECONDS", default_value_t = 900)]
-    pub buffer_seconds: u32,
+    #[command(flatten)]
+    pub write: WriteBufferArgs,
 
     /// Address of the health and metrics endpoints (/healthz, /readyz, /metrics).
     #[arg(long, env = "FETCHER_HTTP_HOST", default_value = "0.0.0.0")]
@@ -76,14 +55,15 @@ pub struct FetcherServiceConfig {
     #[arg(long, env = "FETCHER_HTTP_PORT", default_value_t = 8081)]
     pub http_port: u16,
 
-    /// Log output: human-readable text or one JSON object per line.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// Why the fetcher service stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    #[error("MONGO_CONNECTION_URI is required")]
+    NoMongoUri,
     #[error("MongoDB set-up failed")]
     Mongo(#[from] SetupError),
     #[error("cannot create the upstream HTTP client")]
@@ -105,24 +85,28 @@ struct Health {
 const READY_BACKLOG_SECONDS: usize = 5;
 
 /// Runs the fetcher until `shutdown`: health endpoints on `health_listener`,
-/// MongoDB connected with retries, then the poller.
+/// MongoDB set up with retries, then the poller.
 pub async fn run_service(
-    config: FetcherServiceConfig,
+    args: FetcherArgs,
     health_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
     // Install the metrics recorder before anything records.
-    ratecast_core::cli::prometheus();
+    ratecast_process::metrics::prometheus();
+    let uri = args.mongo.uri.as_deref().ok_or(ServiceError::NoMongoUri)?;
+    let store = MongoStore::new(uri, &args.mongo.db, args.assets.list.clone())?;
+    let source = ConfiguredSource::new(args.source.rates_url.as_ref(), &args.assets.list)
+        .map_err(ServiceError::HttpClient)?;
     let health = Arc::new(Health {
         sink: OnceLock::new(),
-        upstream: Arc::new(UpstreamHealth::new(config.assets.len())),
+        upstream: Arc::new(UpstreamHealth::new(args.assets.list.len())),
     });
-    let backlog_limit = READY_BACKLOG_SECONDS * config.assets.len();
+    let backlog_limit = READY_BACKLOG_SECONDS * args.assets.list.len();
     let server = health_server(health_listener, health.clone(), backlog_limit)
         .map_err(ServiceError::Health)?;
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
-    let result = poll_into_mongo(&config, &health, &shutdown).await;
+    let result = poll_into_mongo(&args, store, source, &health, &shutdown).await;
     shutdown.cancel();
     let (_, stopped) = tokio::join!(server_handle.stop(true), server_task);
     if let Ok(Err(error)) = stopped {
@@ -132,56 +116,39 @@ pub async fn run_service(
 }
 
 async fn poll_into_mongo(
-    config: &FetcherServiceConfig,
+    args: &FetcherArgs,
+    store: MongoStore,
+    source: ConfiguredSource,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
-    let Some(store) = MongoStore::connect_with_retry(
-        &config.mongo_uri,
-        &config.mongo_db,
-        config.assets.clone(),
-        Some(config.mongo_retention),
+    let retention = Some(args.write.mongo_retention);
+    let prepared = retry_transient(
+        "connecting to MongoDB",
         shutdown,
+        SetupError::is_transient,
+        || store.prepare(retention),
     )
-    .await?
-    else {
+    .await?;
+    if prepared.is_none() {
         return Ok(());
-    };
+    }
     let tasks = TaskTracker::new();
-    let capacity = config.buffer_seconds as usize * config.assets.len();
+    let capacity = args.write.capacity(args.assets.list.len());
     let sink = BufferedSink::spawn(store, capacity, &tasks, shutdown.clone());
     let _ = health.sink.set(sink.clone());
     info!(buffer_points = capacity, "writing points to MongoDB");
-    match &config.rates_url {
-        Some(url) => {
-            let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
-                .map_err(ServiceError::HttpClient)?;
-            poll(source, sink, health, config, shutdown).await;
-        }
-        None => {
-            warn!(
-                "EMCONT_EXCHANGE_RATES_URL is not set: writing SIMULATED rates (a random walk, not market data)"
-            );
-            let source = SimulatedSource::new(&config.assets);
-            poll(source, sink, health, config, shutdown).await;
-        }
-    }
+    Poller::with_health(
+        source,
+        sink,
+        args.assets.list.clone(),
+        health.upstream.clone(),
+    )
+    .run(shutdown.clone())
+    .await;
     tasks.close();
     tasks.wait().await;
     Ok(())
-}
-
-async fn poll<R: RateSource>(
-    source: R,
-    sink: BufferedSink,
-    health: &Health,
-    config: &FetcherServiceConfig,
-    shutdown: &CancellationToken,
-) {
-    let upstream = health.upstream.clone();
-    Poller::with_health(source, sink, config.assets.clone(), upstream)
-        .run(shutdown.clone())
-        .await;
 }
 
 fn health_server(
@@ -214,7 +181,7 @@ async fn healthz() -> HttpResponse {
 async fn metrics() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(ratecast_core::cli::prometheus().render())
+        .body(ratecast_process::metrics::prometheus().render())
 }
 
 async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> HttpResponse {

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
-use ratecast_core::{AssetList, Point, point::round_value};
+use ratecast_core::{AssetList, Point, point::round_value, sync::lock};
 
 use crate::source::{FetchError, Quotes, RateSource};
 
@@ -86,10 +86,7 @@ impl SimulatedSource {
 
     /// Advances every walk one second and returns the new values by symbol.
     fn step(&self) -> Vec<(String, f64)> {
-        let mut guard = self
-            .walks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = lock(&self.walks);
         let (rng, walks) = &mut *guard;
         walks
             .iter_mut()

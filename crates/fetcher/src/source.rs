@@ -1,8 +1,13 @@
-//! The rate-source contract: one call, the current quote of every symbol it knows.
+//! The rate-source contract: one call, the current quote of every symbol it knows;
+//! and the source a fetcher is configured with.
 
 use std::{collections::HashMap, future::Future};
 
-use crate::emcont::ParseError;
+use ratecast_core::AssetList;
+use tracing::warn;
+use url::Url;
+
+use crate::{HttpSource, HttpSourceConfig, SimulatedSource, emcont::ParseError};
 
 /// The quotes of one fetch, by upstream symbol. A symbol whose quote could not be
 /// read is kept with its error, so the poller can say which asset it skipped and why.
@@ -74,17 +79,17 @@ impl QuoteError {
 pub enum FetchError {
     #[error("upstream timed out after {0:?}")]
     Timeout(std::time::Duration),
-    #[error("cannot connect to upstream: {0}")]
+    #[error("cannot connect to upstream")]
     Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("upstream answered HTTP {0}")]
     Status(u16),
     #[error("upstream body exceeds {limit} bytes")]
     TooLarge { limit: usize },
-    #[error("reading the upstream body failed: {0}")]
+    #[error("reading the upstream body failed")]
     Body(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("request to upstream failed: {0}")]
+    #[error("request to upstream failed")]
     Request(#[source] Box<dyn std::error::Error + Send + Sync>),
-    #[error("upstream body is not a rates document: {0}")]
+    #[error("upstream body is not a rates document")]
     Parse(#[from] ParseError),
 }
 
@@ -110,4 +115,46 @@ pub trait RateSource: Send + Sync + 'static {
 
     /// A one-line description for the start-up log (e.g. the URL).
     fn describe(&self) -> String;
+}
+
+/// The source a fetcher runs on: the configured upstream, or simulated rates.
+pub enum ConfiguredSource {
+    Http(HttpSource),
+    Simulated(SimulatedSource),
+}
+
+impl ConfiguredSource {
+    /// The upstream at `url`, or, without one, simulated rates for `assets`
+    /// (logged as a warning: they are not market data).
+    pub fn new(url: Option<&Url>, assets: &AssetList) -> Result<Self, FetchError> {
+        match url {
+            Some(url) => Ok(Self::Http(HttpSource::new(
+                url.clone(),
+                HttpSourceConfig::default(),
+            )?)),
+            None => {
+                warn!(
+                    "EMCONT_EXCHANGE_RATES_URL is not set: using SIMULATED rates \
+                     (a random walk, not market data)"
+                );
+                Ok(Self::Simulated(SimulatedSource::new(assets)))
+            }
+        }
+    }
+}
+
+impl RateSource for ConfiguredSource {
+    async fn fetch(&self) -> Result<Quotes, FetchError> {
+        match self {
+            Self::Http(source) => source.fetch().await,
+            Self::Simulated(source) => source.fetch().await,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Http(source) => source.describe(),
+            Self::Simulated(source) => source.describe(),
+        }
+    }
 }

@@ -15,7 +15,7 @@ use mongodb::{
     bson::Document,
     change_stream::{ChangeStream, event::ChangeStreamEvent, event::ResumeToken},
 };
-use ratecast_core::{LiveFeed, Point, store::FeedError, time::backoff};
+use ratecast_core::{LiveFeed, Point, StoreError, retry::Backoff, store::FeedError};
 use tracing::{info, warn};
 
 use crate::{
@@ -33,8 +33,8 @@ pub struct MongoFeed {
     /// Points the snapshot already held; each is dropped once if the stream
     /// repeats it (it can only overlap the snapshot at the very start).
     held: HashSet<(u32, i64)>,
-    /// Consecutive failed reopen attempts, for the backoff.
-    attempt: u32,
+    /// Paces reopen attempts; reset when an event arrives.
+    backoff: Backoff,
 }
 
 impl MongoFeed {
@@ -48,7 +48,7 @@ impl MongoFeed {
             store,
             stream: Some(stream),
             held,
-            attempt: 0,
+            backoff: Backoff::new(),
         }
     }
 
@@ -58,7 +58,7 @@ impl MongoFeed {
             StreamAction::Resume => FeedError::Interrupted(store_error(error)),
             StreamAction::Reload => {
                 warn!(%error, "change stream cannot resume from its token; the window will be reloaded");
-                FeedError::Reset(error.to_string())
+                FeedError::Reset(store_error(error))
             }
             StreamAction::Fail => FeedError::Store(store_error(error)),
         }
@@ -85,10 +85,11 @@ impl LiveFeed for MongoFeed {
                 let Some(token) = self.token.clone() else {
                     // A stream opened "from now" would silently skip what happened
                     // since the last event: reload the window instead.
-                    return Err(FeedError::Reset("no resume token to continue from".into()));
+                    return Err(FeedError::Reset(StoreError::Other(
+                        "no resume token to continue from".into(),
+                    )));
                 };
-                tokio::time::sleep(backoff(self.attempt)).await;
-                self.attempt = self.attempt.saturating_add(1);
+                tokio::time::sleep(self.backoff.next_delay()).await;
                 match self.store.resume_stream(token).await {
                     Ok(stream) => {
                         info!("change stream resumed from its last token");
@@ -100,7 +101,7 @@ impl LiveFeed for MongoFeed {
             };
             match stream.next_if_any().await {
                 Ok(Some(event)) => {
-                    self.attempt = 0;
+                    self.backoff.reset();
                     // Never replace a good token with none.
                     if let Some(token) = stream.resume_token() {
                         self.token = Some(token);

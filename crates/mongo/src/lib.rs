@@ -22,10 +22,12 @@ use mongodb::{
     Client, Collection, Database,
     bson::Document,
     change_stream::{ChangeStream, event::ChangeStreamEvent, event::ResumeToken},
+    options::ConnectionString,
 };
 use ratecast_core::{
-    Asset, AssetId, AssetList, Follow, InsertReport, Point, PointSink, PointStore, StoreError,
+    Asset, AssetId, AssetList, InsertReport, Point, PointSink, PointStore, SnapshotFeed, StoreError,
 };
+use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::{
@@ -36,21 +38,35 @@ use crate::{
 pub use setup::{DEFAULT_RETENTION, SetupError};
 
 /// The MongoDB store. Clones share one client (and its connection pool).
+///
+/// A store is a handle first: [`MongoStore::new`] only checks the URI, so a
+/// service can hand the store to its parts at construction and answer health
+/// checks while the database is still out of reach. The client is created on
+/// first use (resolving a `mongodb+srv://` URI needs DNS, which may be down at
+/// start-up) and [`prepare`](MongoStore::prepare) sets the database up.
 #[derive(Clone)]
 pub struct MongoStore {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    uri: ConnectionString,
+    database: String,
+    /// The configured assets, verified against the `assets` collection.
+    assets: AssetList,
+    /// The client and its collections, created by the first operation that
+    /// succeeds in creating them.
+    connection: OnceCell<Connection>,
+}
+
+struct Connection {
     /// For the session that ties the window read to the stream's start.
     client: Client,
     db: Database,
     /// Majority read and write concern: a point is acknowledged once it survives
     /// an election, and readers never see a point that could be rolled back.
     points: Collection<Document>,
-    assets_collection: Collection<Document>,
-    /// The configured assets, verified against the `assets` collection.
-    assets: AssetList,
+    assets: Collection<Document>,
 }
 
 impl MongoStore {
@@ -58,12 +74,21 @@ impl MongoStore {
         &self.inner.assets
     }
 
+    /// The client and collections, created on first use.
+    async fn connection(&self) -> mongodb::error::Result<&Connection> {
+        self.inner
+            .connection
+            .get_or_try_init(|| setup::open(&self.inner.uri, &self.inner.database))
+            .await
+    }
+
     /// Opens the one change stream on `points`, continuing after `resume`.
     pub(crate) async fn resume_stream(
         &self,
         resume: ResumeToken,
     ) -> mongodb::error::Result<ChangeStream<ChangeStreamEvent<Document>>> {
-        self.inner
+        self.connection()
+            .await?
             .points
             .watch()
             .pipeline(documents::change_stream_pipeline())
@@ -98,8 +123,8 @@ impl PointSink for MongoStore {
             return Ok(InsertReport::default());
         }
         let documents: Vec<Document> = points.iter().map(documents::point_document).collect();
-        match self
-            .inner
+        let connection = self.connection().await.map_err(store_error)?;
+        match connection
             .points
             .insert_many(documents)
             .ordered(false)
@@ -123,7 +148,9 @@ impl PointStore for MongoStore {
 
     async fn history(&self, asset: AssetId, from: i64, to: i64) -> Result<Vec<Point>, StoreError> {
         let documents: Vec<Document> = self
-            .inner
+            .connection()
+            .await
+            .map_err(store_error)?
             .points
             .find(documents::history_filter(asset, from, to))
             .sort(documents::history_sort())
@@ -135,19 +162,18 @@ impl PointStore for MongoStore {
         Ok(parse_points(&documents))
     }
 
-    async fn follow(&self, since: i64) -> Result<Follow<MongoFeed>, StoreError> {
+    async fn follow(&self, since: i64) -> Result<SnapshotFeed<MongoFeed>, StoreError> {
         // The window is read at majority in a session; the stream then starts at
         // that read's operation time (inclusive). Every point is in the window,
         // the stream or both, never in neither; the feed drops the overlap.
-        let mut session = self
-            .inner
+        let connection = self.connection().await.map_err(store_error)?;
+        let mut session = connection
             .client
             .start_session()
             .await
             .map_err(store_error)?;
         let ids: Vec<AssetId> = self.inner.assets.iter().map(|a| a.id).collect();
-        let mut cursor = self
-            .inner
+        let mut cursor = connection
             .points
             .find(documents::window_filter(&ids, since))
             .sort(documents::window_sort())
@@ -166,8 +192,7 @@ impl PointStore for MongoStore {
                     .into(),
             ));
         };
-        let stream = self
-            .inner
+        let stream = connection
             .points
             .watch()
             .pipeline(documents::change_stream_pipeline())
@@ -176,7 +201,7 @@ impl PointStore for MongoStore {
             .map_err(store_error)?;
         let snapshot = parse_points(&documents);
         let held: HashSet<(u32, i64)> = snapshot.iter().map(|p| (p.asset_id.0, p.time)).collect();
-        Ok(Follow {
+        Ok(SnapshotFeed {
             snapshot,
             feed: MongoFeed::new(self.clone(), stream, held),
         })

@@ -2,9 +2,9 @@
 //!
 //! Asset ids never change: the configured list is seeded idempotently and then
 //! checked against what the database holds; a name stored under another id is a
-//! start-up error with a clear message, never a silent renumbering. Transient
-//! failures (unreachable, electing) are retried with capped backoff by
-//! [`MongoStore::connect_with_retry`]; permanent ones fail at once.
+//! start-up error with a clear message, never a silent renumbering. Whether a
+//! failure is worth retrying is [`SetupError::is_transient`]; the retry loop itself
+//! is the services' (`ratecast_process::retry`).
 
 use std::{sync::Arc, time::Duration};
 
@@ -13,14 +13,17 @@ use mongodb::{
     Client,
     bson::{Document, doc},
     error::ErrorKind,
-    options::{Acknowledgment, ClientOptions, CollectionOptions, ReadConcern, WriteConcern},
+    options::{
+        Acknowledgment, ClientOptions, CollectionOptions, ConnectionString, ReadConcern,
+        WriteConcern,
+    },
 };
-use ratecast_core::{AssetList, StoreError, report::ErrorChain, time::backoff};
-use tokio_util::sync::CancellationToken;
+use ratecast_core::{AssetList, StoreError};
+use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::{
-    Inner, MongoStore,
+    Connection, Inner, MongoStore,
     documents::{self, ASSETS, POINTS},
     errors::{self, server_code, store_error},
 };
@@ -71,109 +74,95 @@ fn index_error(collection: &'static str) -> impl Fn(mongodb::error::Error) -> Se
     move |source| SetupError::Index { collection, source }
 }
 
+/// Creates the client and its collections for `uri`. Parsing resolves
+/// `mongodb+srv://` names; the client itself connects lazily.
+pub(crate) async fn open(
+    uri: &ConnectionString,
+    database: &str,
+) -> mongodb::error::Result<Connection> {
+    let mut options = ClientOptions::parse(uri.clone()).await?;
+    options
+        .app_name
+        .get_or_insert_with(|| "ratecast".to_owned());
+    options
+        .server_selection_timeout
+        .get_or_insert(SERVER_SELECTION_TIMEOUT);
+    let client = Client::with_options(options)?;
+    let db = client.database(database);
+    // A majority write that cannot complete (e.g. the only secondary is down)
+    // fails after a while instead of blocking the writer forever.
+    let write_concern = WriteConcern::builder()
+        .w(Acknowledgment::Majority)
+        .w_timeout(MAJORITY_WRITE_TIMEOUT)
+        .build();
+    let majority = CollectionOptions::builder()
+        .read_concern(ReadConcern::majority())
+        .write_concern(write_concern)
+        .build();
+    Ok(Connection {
+        points: db.collection_with_options(POINTS, majority.clone()),
+        assets: db.collection_with_options(ASSETS, majority),
+        db,
+        client,
+    })
+}
+
 impl MongoStore {
-    /// Connects, checks the server answers, and seeds and verifies `assets`.
-    pub async fn connect(uri: &str, database: &str, assets: AssetList) -> Result<Self, SetupError> {
-        // Parsing resolves mongodb+srv:// names: a DNS failure is unreachability,
-        // not a bad URI, and is retried like one.
-        let mut options = ClientOptions::parse(uri).await.map_err(|error| {
+    /// A store for `database` at `uri`. Only checks the URI: nothing is sent
+    /// until [`prepare`](Self::prepare) or another operation runs.
+    pub fn new(uri: &str, database: &str, assets: AssetList) -> Result<Self, SetupError> {
+        let uri = ConnectionString::parse(uri).map_err(SetupError::Uri)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                uri,
+                database: database.to_owned(),
+                assets,
+                connection: OnceCell::new(),
+            }),
+        })
+    }
+
+    /// Checks the server answers, seeds and verifies the asset list and, with
+    /// `retention` (the fetcher, owner of retention), creates the indexes of
+    /// `points`. Idempotent; retry it while [`SetupError::is_transient`].
+    pub async fn prepare(&self, retention: Option<Duration>) -> Result<(), SetupError> {
+        let connection = self.connection().await.map_err(|error| {
+            // A DNS failure while resolving mongodb+srv:// is unreachability,
+            // not a bad URI, and is retried like one.
             if matches!(error.kind.as_ref(), ErrorKind::DnsResolve { .. }) {
                 SetupError::Unreachable(error)
             } else {
                 SetupError::Uri(error)
             }
         })?;
-        options
-            .app_name
-            .get_or_insert_with(|| "ratecast".to_owned());
-        options
-            .server_selection_timeout
-            .get_or_insert(SERVER_SELECTION_TIMEOUT);
-        let client = Client::with_options(options).map_err(SetupError::Uri)?;
-        let db = client.database(database);
-        // A majority write that cannot complete (e.g. the only secondary is down)
-        // fails after a while instead of blocking the writer forever.
-        let write_concern = WriteConcern::builder()
-            .w(Acknowledgment::Majority)
-            .w_timeout(MAJORITY_WRITE_TIMEOUT)
-            .build();
-        let majority = CollectionOptions::builder()
-            .read_concern(ReadConcern::majority())
-            .write_concern(write_concern)
-            .build();
-        let store = Self {
-            inner: Arc::new(Inner {
-                points: db.collection_with_options(POINTS, majority.clone()),
-                assets_collection: db.collection_with_options(ASSETS, majority),
-                db,
-                client,
-                assets,
-            }),
-        };
-        store
-            .inner
+        connection
             .db
             .run_command(doc! { "ping": 1 })
             .await
             .map_err(SetupError::Unreachable)?;
         // The unique name index must exist before seeding, or two processes with
         // differently ordered lists could store one name under two ids.
-        store
-            .inner
-            .assets_collection
+        connection
+            .assets
             .create_index(documents::asset_name_index())
             .await
             .map_err(index_error(ASSETS))?;
-        store.seed_assets().await?;
-        Ok(store)
-    }
-
-    /// [`connect`](Self::connect) and, with `retention`,
-    /// [`ensure_indexes`](Self::ensure_indexes), retried with capped backoff while
-    /// MongoDB is unreachable or electing (each failure logged with its cause);
-    /// permanent errors fail at once. `None` if `shutdown` fires first.
-    pub async fn connect_with_retry(
-        uri: &str,
-        database: &str,
-        assets: AssetList,
-        retention: Option<Duration>,
-        shutdown: &CancellationToken,
-    ) -> Result<Option<Self>, SetupError> {
-        let mut attempt = 0u32;
-        loop {
-            let connecting = async {
-                let store = Self::connect(uri, database, assets.clone()).await?;
-                if let Some(retention) = retention {
-                    store.ensure_indexes(retention).await?;
-                }
-                Ok::<_, SetupError>(store)
-            };
-            let error = tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                connected = connecting => match connected {
-                    Ok(store) => {
-                        info!(database, "connected to MongoDB");
-                        return Ok(Some(store));
-                    }
-                    Err(error) if !error.is_transient() => return Err(error),
-                    Err(error) => error,
-                },
-            };
-            let delay = backoff(attempt);
-            attempt = attempt.saturating_add(1);
-            warn!(error = %ErrorChain(&error), retry_in = ?delay, "MongoDB not usable yet; retrying");
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(None),
-                () = tokio::time::sleep(delay) => {}
-            }
+        self.seed_assets(connection).await?;
+        if let Some(retention) = retention {
+            self.ensure_indexes(connection, retention).await?;
         }
+        info!(database = %self.inner.database, "connected to MongoDB");
+        Ok(())
     }
 
     /// Creates the indexes of `points` (idempotent); the TTL of an existing `at`
-    /// index is changed to `retention` if it differs. Called by the fetcher, the
-    /// owner of retention.
-    pub async fn ensure_indexes(&self, retention: Duration) -> Result<(), SetupError> {
-        let points = &self.inner.points;
+    /// index is changed to `retention` if it differs.
+    async fn ensure_indexes(
+        &self,
+        connection: &Connection,
+        retention: Duration,
+    ) -> Result<(), SetupError> {
+        let points = &connection.points;
         points
             .create_index(documents::asset_time_index())
             .await
@@ -186,8 +175,7 @@ impl MongoStore {
             return Err(index_error(POINTS)(error));
         }
         // The `at` index exists with another TTL: change it in place.
-        match self
-            .inner
+        match connection
             .db
             .run_command(documents::ttl_update_command(retention))
             .await
@@ -201,7 +189,7 @@ impl MongoStore {
             }
             Err(error) if server_code(&error) == Some(UNAUTHORIZED) => {
                 warn!(
-                    error = %ErrorChain(&error),
+                    %error,
                     "cannot change the TTL of stored points (collMod needs the dbAdmin role); \
                      the previous retention stays in force"
                 );
@@ -214,7 +202,9 @@ impl MongoStore {
     /// The TTL of stored points as the server has it, if the index exists.
     pub async fn stored_retention(&self) -> Result<Option<Duration>, StoreError> {
         let indexes: Vec<mongodb::IndexModel> = self
-            .inner
+            .connection()
+            .await
+            .map_err(store_error)?
             .points
             .list_indexes()
             .await
@@ -230,8 +220,8 @@ impl MongoStore {
 
     /// Inserts each configured asset if its id is free, then checks that every
     /// configured (id, name) is what the database holds.
-    async fn seed_assets(&self) -> Result<(), SetupError> {
-        let collection = &self.inner.assets_collection;
+    async fn seed_assets(&self, connection: &Connection) -> Result<(), SetupError> {
+        let collection = &connection.assets;
         for asset in self.inner.assets.iter() {
             let id = i64::from(asset.id.0);
             let seeded = collection

@@ -3,39 +3,18 @@
 //! replica set (e.g. `mongodb://localhost:27017/?replicaSet=rs0`); otherwise every
 //! test prints why it skipped and passes without checking anything.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use ratecast_core::{AssetList, PointSink, PointStore, conformance};
 use ratecast_mongo::{DEFAULT_RETENTION, MongoStore, SetupError};
-
-const URI_VAR: &str = "RATECAST_TEST_MONGODB_URI";
-
-fn test_uri() -> Option<String> {
-    match std::env::var(URI_VAR) {
-        Ok(uri) if !uri.trim().is_empty() => Some(uri),
-        _ => {
-            eprintln!(
-                "skipped: {URI_VAR} is not set; MongoDB integration tests need a replica set"
-            );
-            None
-        }
-    }
-}
+use ratecast_testkit::mongo::test_uri;
 
 /// A database name no other test (or test run) uses.
 fn fresh_database() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "ratecast_test_{}_{}_{}",
-        std::process::id(),
-        ratecast_core::time::unix_now_secs(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    ratecast_testkit::mongo::fresh_database("ratecast_test")
 }
 
 async fn connect(uri: &str, database: &str, assets: AssetList) -> Result<MongoStore, SetupError> {
-    let store = MongoStore::connect(uri, database, assets).await?;
-    store.ensure_indexes(DEFAULT_RETENTION).await?;
+    let store = MongoStore::new(uri, database, assets)?;
+    store.prepare(Some(DEFAULT_RETENTION)).await?;
     Ok(store)
 }
 
@@ -110,7 +89,7 @@ async fn a_new_ttl_retention_replaces_the_old_one() {
         Some(DEFAULT_RETENTION)
     );
     store
-        .ensure_indexes(std::time::Duration::from_secs(3600))
+        .prepare(Some(std::time::Duration::from_secs(3600)))
         .await
         .expect("changing the TTL is not an error");
     assert_eq!(

@@ -3,27 +3,24 @@
 //! [`run`] picks the store (MongoDB when `MONGO_CONNECTION_URI` is set, the
 //! embedded in-memory store otherwise), starts the poller on the configured
 //! source (the upstream URL, or simulated rates, pre-filled with a full history
-//! window on the memory store) and serves the API until the shutdown token is
-//! cancelled. `main.rs` only parses the configuration, binds the listener and
+//! window on the memory store) beside the API and serves the API until the
+//! shutdown token is cancelled. `main.rs` only parses the configuration, binds the listener and
 //! turns signals into that cancellation.
 
-pub mod bench;
 pub mod config;
 pub mod watch;
 
 use std::{future::Future, net::TcpListener, sync::Arc};
 
-use ratecast_api::{ApiError, ReadinessDetail, ServerConfig};
+use ratecast_api::{ReadinessDetail, ServerConfig, StartupError};
 use ratecast_core::{
-    MemoryStore, PointSink, PointStore,
-    report::ErrorChain,
+    MemoryStore, PointSink, PointStore, StoreError,
     time::{history_cutoff, unix_now_secs},
 };
-use ratecast_fetcher::{
-    BufferedSink, FetchError, HttpSource, HttpSourceConfig, Poller, RateSource, SimulatedSource,
-    UpstreamHealth,
-};
-use ratecast_mongo::MongoStore;
+use ratecast_fetcher::{BufferedSink, ConfiguredSource, FetchError, Poller, UpstreamHealth};
+use ratecast_mongo::{MongoStore, SetupError};
+use ratecast_process::{ErrorChain, retry::retry_transient};
+use tokio::sync::oneshot;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
@@ -35,9 +32,33 @@ pub enum RunError {
     #[error("cannot create the upstream HTTP client")]
     HttpClient(#[source] FetchError),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Mongo(#[from] SetupError),
+    #[error(transparent)]
+    Api(#[from] ratecast_api::ApiError),
     #[error("the simulated history could not be stored")]
-    Prefill(#[source] ratecast_core::StoreError),
+    Prefill(#[source] StoreError),
+}
+
+/// The fetcher's half of the process: the upstream's health (shown in
+/// `/readyz`) and the tasks it runs, stopped by the shared shutdown token.
+#[derive(Clone)]
+struct Fetcher {
+    health: Arc<UpstreamHealth>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Fetcher {
+    /// Starts polling `source` into `sink`.
+    fn spawn_poller<K: PointSink>(&self, source: ConfiguredSource, sink: K, config: &Config) {
+        let poller = Poller::with_health(
+            source,
+            sink,
+            config.assets.list.clone(),
+            self.health.clone(),
+        );
+        self.tasks.spawn(poller.run(self.shutdown.clone()));
+    }
 }
 
 /// Runs fetcher and API on `listener` until `shutdown` is cancelled.
@@ -47,151 +68,139 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     // Install the metrics recorder before the fetcher or the API records.
-    ratecast_core::cli::prometheus();
+    ratecast_process::metrics::prometheus();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "websocket API listening on ws://{addr}/");
     }
-    match config.mongo_uri.clone() {
-        Some(uri) => run_on_mongo(config, uri, listener, shutdown).await,
-        None => run_in_memory(config, listener, shutdown).await,
+    let source = ConfiguredSource::new(config.source.rates_url.as_ref(), &config.assets.list)
+        .map_err(RunError::HttpClient)?;
+    let fetcher = Fetcher {
+        health: Arc::new(UpstreamHealth::new(config.assets.list.len())),
+        tasks: TaskTracker::new(),
+        shutdown,
+    };
+    match config.mongo.uri.clone() {
+        Some(uri) => run_on_mongo(config, &uri, source, fetcher, listener).await,
+        None => run_in_memory(config, source, fetcher, listener).await,
     }
 }
 
+/// The embedded store: simulated rates are pre-filled with a full history
+/// window, so the first subscriber sees 30 minutes at once.
 async fn run_in_memory(
     config: Config,
+    source: ConfiguredSource,
+    fetcher: Fetcher,
     listener: TcpListener,
-    shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     info!("store: embedded in-memory (not persistent)");
     let retention = i64::try_from(config.memory_retention.as_secs()).unwrap_or(i64::MAX);
-    let store = MemoryStore::new(config.assets.clone(), retention);
-    let tasks = TaskTracker::new();
-    let health = Arc::new(UpstreamHealth::new(config.assets.len()));
-    start_poller(&config, &store, true, &health, &tasks, &shutdown).await?;
-    let connect = std::future::ready(Ok(store));
-    serve(config, listener, connect, health, tasks, shutdown).await
+    let store = MemoryStore::new(config.assets.list.clone(), retention);
+    if let ConfiguredSource::Simulated(simulated) = &source {
+        let now = unix_now_secs();
+        let history = simulated.backfill(&config.assets.list, history_cutoff(now), now);
+        store.insert(&history).await.map_err(RunError::Prefill)?;
+        info!(
+            points = history.len(),
+            "pre-filled the last 30 minutes with simulated rates"
+        );
+    }
+    fetcher.spawn_poller(source, store.clone(), &config);
+    serve(
+        config,
+        listener,
+        store,
+        std::future::ready(Ok(())),
+        &fetcher,
+    )
+    .await
 }
 
+/// MongoDB: the API serves at once (`/readyz` 503) while a set-up task beside
+/// it prepares the database, retried with backoff; then the fetcher starts
+/// writing through its buffer and the API loads its window.
 async fn run_on_mongo(
     config: Config,
-    uri: String,
+    uri: &str,
+    source: ConfiguredSource,
+    fetcher: Fetcher,
     listener: TcpListener,
-    shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    info!(database = %config.mongo_db, "store: MongoDB");
-    let tasks = TaskTracker::new();
-    let health = Arc::new(UpstreamHealth::new(config.assets.len()));
-    // The API answers (/healthz, /readyz 503) while MongoDB is being reached;
-    // the poller starts once it is.
-    let connect = {
-        let (config, tasks, shutdown) = (config.clone(), tasks.clone(), shutdown.clone());
-        let health = health.clone();
+    info!(database = %config.mongo.db, "store: MongoDB");
+    let store = MongoStore::new(uri, &config.mongo.db, config.assets.list.clone())?;
+    let (prepared_tx, prepared) = oneshot::channel::<Result<(), SetupError>>();
+    fetcher.tasks.spawn({
+        let (store, fetcher, config) = (store.clone(), fetcher.clone(), config.clone());
         async move {
-            let connected = MongoStore::connect_with_retry(
-                &uri,
-                &config.mongo_db,
-                config.assets.clone(),
-                Some(config.mongo_retention),
-                &shutdown,
+            let retention = Some(config.write.mongo_retention);
+            let outcome = retry_transient(
+                "connecting to MongoDB",
+                &fetcher.shutdown,
+                SetupError::is_transient,
+                || store.prepare(retention),
             )
             .await;
-            let store = match connected {
-                Ok(Some(store)) => store,
-                // Shut down while connecting: the API's own shutdown ends
-                // this future, cleanly; nothing to report.
-                Ok(None) => std::future::pending().await,
-                Err(error) => return Err(ApiError::Connect(ErrorChain(&error).to_string())),
-            };
-            let capacity = config.buffer_seconds as usize * config.assets.len();
-            let sink = BufferedSink::spawn(store.clone(), capacity, &tasks, shutdown.clone());
-            start_poller(&config, &sink, false, &health, &tasks, &shutdown)
-                .await
-                .map_err(|error| ApiError::Connect(ErrorChain(&error).to_string()))?;
-            Ok(store)
+            match outcome {
+                Ok(Some(())) => {
+                    let capacity = config.write.capacity(config.assets.list.len());
+                    let sink = BufferedSink::spawn(
+                        store,
+                        capacity,
+                        &fetcher.tasks,
+                        fetcher.shutdown.clone(),
+                    );
+                    fetcher.spawn_poller(source, sink, &config);
+                    let _ = prepared_tx.send(Ok(()));
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = prepared_tx.send(Err(error));
+                }
+            }
+        }
+    });
+    // The API loads its window once the set-up succeeded; a failed set-up
+    // stops it. Shut down while connecting: the API ends on the same token.
+    let startup = async move {
+        match prepared.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(StartupError::from(error)),
+            Err(_shut_down) => std::future::pending().await,
         }
     };
-    serve(config, listener, connect, health, tasks, shutdown).await
+    serve(config, listener, store, startup, &fetcher).await
 }
 
-/// Starts the poller into `sink`; with simulated rates and `prefill`, first stores
-/// a full history window so the first subscriber sees 30 minutes at once.
-async fn start_poller<K: PointSink + Clone>(
-    config: &Config,
-    sink: &K,
-    prefill: bool,
-    health: &Arc<UpstreamHealth>,
-    tasks: &TaskTracker,
-    shutdown: &CancellationToken,
-) -> Result<(), RunError> {
-    match &config.rates_url {
-        Some(url) => {
-            let source = HttpSource::new(url.clone(), HttpSourceConfig::default())
-                .map_err(RunError::HttpClient)?;
-            spawn_poller(tasks, source, sink, health, config, shutdown);
-        }
-        None => {
-            warn!(
-                "EMCONT_EXCHANGE_RATES_URL is not set: serving SIMULATED rates \
-                 (a random walk, not market data)"
-            );
-            let source = SimulatedSource::new(&config.assets);
-            if prefill {
-                let now = unix_now_secs();
-                let history = source.backfill(&config.assets, history_cutoff(now), now);
-                sink.insert(&history).await.map_err(RunError::Prefill)?;
-                info!(
-                    points = history.len(),
-                    "pre-filled the last 30 minutes with simulated rates"
-                );
-            }
-            spawn_poller(tasks, source, sink, health, config, shutdown);
-        }
-    }
-    Ok(())
-}
-
-fn spawn_poller<R: RateSource, K: PointSink + Clone>(
-    tasks: &TaskTracker,
-    source: R,
-    sink: &K,
-    health: &Arc<UpstreamHealth>,
-    config: &Config,
-    shutdown: &CancellationToken,
-) {
-    let poller = Poller::with_health(source, sink.clone(), config.assets.clone(), health.clone());
-    tasks.spawn(poller.run(shutdown.clone()));
-}
-
-/// Serves the API over the store `connect` yields, then waits for the
-/// fetcher's tasks.
-async fn serve<S, C>(
+/// Serves the API over `store` until shutdown, then waits for the fetcher.
+async fn serve<S, F>(
     config: Config,
     listener: TcpListener,
-    connect: C,
-    health: Arc<UpstreamHealth>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
+    store: S,
+    startup: F,
+    fetcher: &Fetcher,
 ) -> Result<(), RunError>
 where
     S: PointStore,
-    C: Future<Output = Result<S, ApiError>> + Send + 'static,
+    F: Future<Output = Result<(), StartupError>> + Send + 'static,
 {
+    let health = fetcher.health.clone();
     let served = ratecast_api::run(
         listener,
-        config.assets,
-        connect,
+        config.assets.list,
+        store,
+        startup,
         ServerConfig {
             readiness_detail: Some(ReadinessDetail(Arc::new(move || {
                 health.describe(unix_now_secs())
             }))),
             ..config.server.server_config()
         },
-        shutdown.clone(),
+        fetcher.shutdown.clone(),
     )
     .await;
-    shutdown.cancel();
-    tasks.close();
-    tasks.wait().await;
+    fetcher.shutdown.cancel();
+    fetcher.tasks.close();
+    fetcher.tasks.wait().await;
     if let Err(error) = &served {
         warn!(error = %ErrorChain(error), "API stopped with an error");
     }

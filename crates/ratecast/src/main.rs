@@ -7,23 +7,17 @@ use ratecast::{
     Config,
     config::{Cli, Command},
 };
-use ratecast_core::cli::{bind, init_tracing, parse_or_exit, shutdown_on_signal};
+use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = parse_or_exit();
-    init_tracing(cli.serve.log_format);
+    init_tracing(cli.serve.log.format);
     let result = match cli.command {
         Some(Command::Watch(args)) => watch(args).await,
         None => serve(cli.serve).await,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(result)
 }
 
 async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
@@ -34,9 +28,7 @@ async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = bind(&config.host, config.port)
-        .await
-        .with_context(|| format!("cannot listen on {}:{}", config.host, config.port))?;
+    let listener = listen(&config.server.host, config.server.port).await?;
     let shutdown = shutdown_on_signal();
     ratecast::run(config, listener, shutdown)
         .await

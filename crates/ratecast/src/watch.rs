@@ -15,11 +15,15 @@ use std::{
 
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use ratecast_core::{report::ErrorChain, time::backoff};
+use ratecast_core::{retry::Backoff, sync::lock};
+use ratecast_process::ErrorChain;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+/// The first wait before reconnecting a dropped connection; it doubles up to 10 s.
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(800);
 
 #[derive(Debug, Clone, Args)]
 pub struct WatchArgs {
@@ -173,18 +177,17 @@ struct AssetWatch<W> {
 
 impl<W: Write> AssetWatch<W> {
     async fn run(mut self, shutdown: CancellationToken) {
-        let mut attempt = 0u32;
+        let mut backoff = Backoff::starting_at(FIRST_RECONNECT_DELAY);
         loop {
             let outcome = tokio::select! {
                 () = shutdown.cancelled() => return,
                 outcome = self.session() => outcome,
             };
             match outcome {
-                Ok(()) => attempt = 0,
+                Ok(()) => backoff.reset(),
                 Err(error) => warn!(asset = %self.name, %error, "connection failed"),
             }
-            let delay = backoff(attempt.saturating_add(3)).min(Duration::from_secs(30));
-            attempt = attempt.saturating_add(1);
+            let delay = backoff.next_delay();
             info!(asset = %self.name, retry_in = ?delay, "disconnected; reconnecting");
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -282,10 +285,7 @@ impl<W: Write> AssetWatch<W> {
     }
 
     fn write(&self, line: &str) {
-        let mut out = self
-            .out
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out = lock(&self.out);
         // A closed pipe (e.g. `| head`) is not worth a panic; the next write fails too.
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }

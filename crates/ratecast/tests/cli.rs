@@ -1,33 +1,16 @@
 //! The `ratecast` binary as a user runs it: configuration errors, `--help`, and a
 //! real SIGTERM to a serving process.
 
-mod support;
-
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use support::Client;
+use ratecast_testkit::{Client, binary::expect_config_error};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ratecast");
-
-/// Runs the binary with `env` set and returns (exit code, stderr lines).
-fn run_with_env(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Vec<String>) {
-    let output = Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .env("SERVER_HOST", "127.0.0.1")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (
-        output.status.code(),
-        stderr.lines().map(str::to_owned).collect(),
-    )
-}
 
 #[test]
 fn bad_values_stop_start_up_with_one_line_naming_the_env_var_and_exit_code_2() {
@@ -46,13 +29,10 @@ fn bad_values_stop_start_up_with_one_line_naming_the_env_var_and_exit_code_2() {
         ("MEMORY_RETENTION", "soon", "not a duration"),
     ];
     for (var, value, says) in cases {
-        let (code, lines) = run_with_env(&[(var, value)], &[]);
-        assert_eq!(code, Some(2), "{var}={value:?}: {lines:?}");
-        assert_eq!(lines.len(), 1, "{var}={value:?} printed {lines:?}");
+        let line = expect_config_error(BIN, &[("SERVER_HOST", "127.0.0.1"), (var, value)], &[]);
         assert!(
-            lines[0].contains(says) && lines[0].contains(var),
-            "{var}={value:?}: {}",
-            lines[0]
+            line.contains(says) && line.contains(var),
+            "{var}={value:?}: {line}"
         );
     }
 }
@@ -114,12 +94,12 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
             }
         }
     });
-    let addr = tokio::time::timeout(support::WAIT, addr_rx)
+    let addr = tokio::time::timeout(ratecast_testkit::WAIT, addr_rx)
         .await
         .expect("the binary logged its address in time")
         .expect("address line");
     let addr = addr.parse().expect("a socket address");
-    support::wait_ready(addr).await;
+    ratecast_testkit::wait_ready(addr).await;
     let mut client = Client::connect(addr).await;
     assert!(
         client.subscribe(1).await.len() >= 1799,

@@ -1,34 +1,9 @@
 //! The all-in-one service end to end: a real HTTP upstream on loopback, the
 //! fetcher polling it, the embedded store, the API and real websocket clients.
 
-mod support;
-
 use std::time::Duration;
 
-use serde_json::Value;
-use support::{Client, FakeUpstream, Reply, Service, WAIT, rates_body};
-
-/// Waits until the upstream has answered `more` further requests.
-async fn wait_requests(upstream: &FakeUpstream, more: usize) {
-    let target = upstream.requests() + more;
-    tokio::time::timeout(WAIT, async {
-        while upstream.requests() < target {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the poller kept polling");
-}
-
-/// The next live point of `client` whose value is `value`.
-async fn wait_for_value(client: &mut Client, value: f64) -> Value {
-    loop {
-        let point = client.expect("point").await;
-        if point["value"].as_f64() == Some(value) {
-            return point;
-        }
-    }
-}
+use ratecast_testkit::{Client, FakeUpstream, Reply, Service, WAIT, http_get, rates_body};
 
 #[tokio::test]
 async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
@@ -64,69 +39,6 @@ async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
     );
     // USDJPY is absent upstream: its history stays empty, nothing is invented.
     assert!(client.subscribe(2).await.is_empty());
-    service.shutdown.cancel();
-    service.task.await.expect("task").expect("clean stop");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_failures_skip_seconds_and_never_become_points_or_stop_the_poller() {
-    let good = rates_body(&[("EURUSD", "1.1", "1.2")]);
-    let upstream = FakeUpstream::start(Reply::Body(good)).await;
-    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
-    let mut client = Client::connect(service.addr).await;
-    client.subscribe(1).await;
-    wait_for_value(&mut client, 1.15).await;
-
-    let failures = [
-        Reply::Status(500),
-        Reply::Status(404),
-        Reply::Body("<html>Bad Gateway</html>".into()),
-        Reply::Body(r#"null({"Rates":[{"Symbol":"EURUSD","Bid":"n/a","Ask":"1.2"}]});"#.into()),
-        Reply::Body(r#"null({"Rates":[{"Symbol":"EURUSD","Ask":"1.2"}]});"#.into()),
-        Reply::Truncated(rates_body(&[("EURUSD", "1.1", "1.2")])),
-        Reply::Huge(10 * 1024 * 1024),
-        Reply::Hang,
-    ];
-    for failure in failures {
-        upstream.set(failure);
-        wait_requests(&upstream, 2).await;
-    }
-    upstream.set(Reply::Body(rates_body(&[("EURUSD", "1.3", "1.4")])));
-    let recovered = wait_for_value(&mut client, 1.35).await;
-
-    // Everything the store holds is a real quote: 1.15 before, 1.35 after.
-    let mut fresh = Client::connect(service.addr).await;
-    let history = fresh.subscribe(1).await;
-    let recovered_at = recovered["time"].as_i64().expect("time");
-    let mut last = i64::MIN;
-    for point in &history {
-        let (time, value) = (
-            point["time"].as_i64().expect("time"),
-            point["value"].as_f64().expect("value"),
-        );
-        assert!(time > last, "ascending, no duplicates");
-        last = time;
-        let expected = if time < recovered_at {
-            [1.15, 1.35]
-        } else {
-            [1.35, 1.35]
-        };
-        assert!(
-            expected.contains(&value),
-            "invented value {value} at {time}"
-        );
-    }
-    let span = history
-        .last()
-        .and_then(|p| p["time"].as_i64())
-        .expect("points")
-        - history[0]["time"].as_i64().expect("t")
-        + 1;
-    assert!(
-        (history.len() as i64) < span - 8,
-        "the failing seconds are gaps: {} points over {span} s",
-        history.len()
-    );
     service.shutdown.cancel();
     service.task.await.expect("task").expect("clean stop");
 }
@@ -179,7 +91,7 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
     let mut client = Client::connect(service.addr).await;
     client.subscribe(1).await;
     client.expect("point").await;
-    let (status, scrape) = support::http_get(service.addr, "/metrics").await;
+    let (status, scrape) = http_get(service.addr, "/metrics").await;
     assert_eq!(status, 200);
     for series in [
         "ratecast_ws_connections",
@@ -210,46 +122,12 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
 }
 
 #[tokio::test]
-async fn the_upstream_client_refuses_oversized_bodies_and_gives_up_on_a_hanging_upstream() {
-    use ratecast_fetcher::{FetchError, HttpSource, HttpSourceConfig, RateSource};
-    let upstream = FakeUpstream::start(Reply::Huge(10 * 1024 * 1024)).await;
-    let source = HttpSource::new(
-        upstream.url().parse().expect("url"),
-        HttpSourceConfig::default(),
-    )
-    .expect("client");
-    let declared = source.fetch().await.expect_err("a 10 MiB body is refused");
-    assert!(
-        matches!(declared, FetchError::TooLarge { .. }),
-        "{declared}"
-    );
-    upstream.set(Reply::Unbounded(10 * 1024 * 1024));
-    let streamed = source
-        .fetch()
-        .await
-        .expect_err("an unbounded body is cut off");
-    assert!(
-        matches!(streamed, FetchError::TooLarge { .. }),
-        "{streamed}"
-    );
-    upstream.set(Reply::Hang);
-    let hung = source
-        .fetch()
-        .await
-        .expect_err("a hanging upstream times out");
-    assert!(matches!(hung, FetchError::Timeout(_)), "{hung}");
-    upstream.set(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")])));
-    let quotes = source.fetch().await.expect("the next request works");
-    assert_eq!(quotes.get("EURUSD"), Ok(1.15));
-}
-
-#[tokio::test]
 async fn readyz_reports_a_failing_upstream_as_detail() {
     let upstream = FakeUpstream::start(Reply::Status(503)).await;
     let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
     let body = tokio::time::timeout(WAIT, async {
         loop {
-            let (status, body) = support::http_get(service.addr, "/readyz").await;
+            let (status, body) = http_get(service.addr, "/readyz").await;
             assert_eq!(
                 status, 200,
                 "a failing upstream does not make the API unready"

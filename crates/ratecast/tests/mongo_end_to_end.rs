@@ -2,30 +2,12 @@
 //! hub → websocket clients. Runs only when `RATECAST_TEST_MONGODB_URI` names a
 //! replica set; otherwise each test prints why it skipped.
 
-mod support;
-
+use ratecast_testkit::{
+    Client, FakeUpstream, Reply, Service,
+    mongo::{fresh_database, test_uri},
+    rates_body,
+};
 use serde_json::Value;
-use support::{Client, FakeUpstream, Reply, Service, rates_body};
-
-fn test_uri() -> Option<String> {
-    match std::env::var("RATECAST_TEST_MONGODB_URI") {
-        Ok(uri) if !uri.trim().is_empty() => Some(uri),
-        _ => {
-            eprintln!(
-                "skipped: RATECAST_TEST_MONGODB_URI is not set; this test needs a MongoDB replica set"
-            );
-            None
-        }
-    }
-}
-
-fn fresh_database() -> String {
-    format!(
-        "ratecast_e2e_{}_{}",
-        std::process::id(),
-        ratecast_core::time::unix_now_secs()
-    )
-}
 
 fn time_of(point: &Value) -> i64 {
     point["time"].as_i64().expect("integer time")
@@ -34,7 +16,7 @@ fn time_of(point: &Value) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn points_flow_through_the_change_stream_and_a_second_replica_serves_the_same_history() {
     let Some(uri) = test_uri() else { return };
-    let database = fresh_database();
+    let database = fresh_database("ratecast_e2e");
     let upstream = FakeUpstream::start(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")]))).await;
     let args = [
         "--mongo-uri",

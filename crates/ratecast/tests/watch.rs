@@ -1,8 +1,6 @@
 //! `ratecast watch` against the real server: history summary, one line per point,
 //! and a reconnect after the server restarts that neither repeats nor skips.
 
-mod support;
-
 use std::{
     io::Write,
     sync::{Arc, Mutex},
@@ -11,7 +9,7 @@ use std::{
 
 use clap::Parser;
 use ratecast::watch::{Color, WatchArgs};
-use support::WAIT;
+use ratecast_testkit::WAIT;
 use tokio_util::sync::CancellationToken;
 
 /// A writer the test can read while the watcher writes.
@@ -82,7 +80,7 @@ async fn watch_prints_a_summary_then_points_and_resumes_after_a_server_restart()
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (shutdown, server) = start(listener);
-    support::wait_ready(addr).await;
+    ratecast_testkit::wait_ready(addr).await;
 
     let screen = Screen::default();
     let args = WatchArgs {

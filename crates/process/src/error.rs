@@ -1,8 +1,11 @@
-//! Error reporting helpers for logs.
+//! Error chains in logs.
 
 use std::fmt;
 
 /// Displays an error with its sources: `outer: inner: root`.
+///
+/// Log lines carry the whole chain (STYLE.md §4): `warn!(error = %ErrorChain(&e), …)`.
+/// tracing's text format lists sources on its own, its JSON format does not.
 pub struct ErrorChain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for ErrorChain<'_> {

@@ -16,7 +16,7 @@
 use std::{
     collections::VecDeque,
     io,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -24,6 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use ratecast_core::{
     Asset, AssetList, Point,
     protocol::{ClientRequest, assets_frame, history_frame, parse_request, point_frame},
+    sync::lock,
     time::{HISTORY_SPAN_SECS, unix_now, unix_now_secs},
 };
 use ratecast_fetcher::SimulatedSource;
@@ -259,9 +260,4 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &'s
         reason: reason.into(),
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(Some(frame))).await;
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Each critical section leaves the state consistent.
-    state.lock().unwrap_or_else(PoisonError::into_inner)
 }

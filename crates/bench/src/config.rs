@@ -4,10 +4,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
-use ratecast_core::{AssetList, cli::parse_duration};
+use ratecast_core::{AssetList, asset::DEFAULT_ASSETS};
+use ratecast_process::parse_duration;
 use url::Url;
-
-use super::DEFAULT_ASSETS;
 
 #[derive(Debug, Parser)]
 #[command(

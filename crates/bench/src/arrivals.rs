@@ -13,9 +13,10 @@
 //! (ramp), during the hold (steady state, the figure the targets are about), or
 //! after it.
 
+use ratecast_core::sync::lock;
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
@@ -137,9 +138,7 @@ impl Arrivals {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Every critical section leaves the table consistent, so a poisoned lock
-        // (a panicking client task) still holds usable data.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.inner)
     }
 }
 

@@ -4,11 +4,9 @@
 //! generator reports about correctness, never how fast anything was: the numbers
 //! belong in docs/benchmarks.md, not in assertions.
 
-mod support;
-
 use clap::Parser;
-use ratecast::bench::{BaselineConfig, LoadConfig, Report, baseline::serve_baseline, run_load};
-use support::Service;
+use ratecast_bench::{BaselineConfig, LoadConfig, Report, baseline::serve_baseline, run_load};
+use ratecast_testkit::Service;
 use tokio_util::sync::CancellationToken;
 
 const CLIENTS: usize = 50;

@@ -1,13 +1,11 @@
 //! The websocket protocol over real sockets: the API on a memory store the test
 //! writes into, and real websocket clients.
 
-mod support;
-
 use std::{collections::HashSet, time::Duration};
 
 use ratecast_core::time::unix_now_secs;
+use ratecast_testkit::{ApiServer, Client, http_get, point};
 use serde_json::{Value, json};
-use support::{ApiServer, Client, http_get, point};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
 const ASSETS: &str = "EURUSD,USDJPY,GBPUSD";
@@ -306,7 +304,7 @@ async fn shutdown_closes_every_client_with_1001_and_the_server_returns() {
             "{close:?}"
         );
     }
-    tokio::time::timeout(support::WAIT, server.task)
+    tokio::time::timeout(ratecast_testkit::WAIT, server.task)
         .await
         .expect("server returned in time")
         .expect("server task")
@@ -411,12 +409,14 @@ async fn until_the_store_is_connected_readyz_and_upgrades_answer_503() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    // A store that never connects, like MongoDB being unreachable.
-    let never =
-        std::future::pending::<Result<ratecast_core::MemoryStore, ratecast_api::ApiError>>();
+    // A start-up that never completes, like MongoDB being unreachable.
+    let assets: ratecast_core::AssetList = ASSETS.parse().expect("assets");
+    let store = ratecast_core::MemoryStore::new(assets.clone(), 3600);
+    let never = std::future::pending::<Result<(), ratecast_api::StartupError>>();
     let server = tokio::spawn(ratecast_api::run(
         listener,
-        ASSETS.parse().expect("assets"),
+        assets,
+        store,
         never,
         ratecast_api::ServerConfig::default(),
         shutdown.clone(),

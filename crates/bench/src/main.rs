@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratecast::bench::{self, BaselineConfig, Cli, Command, LoadConfig};
-use ratecast_core::cli::{LogFormat, init_tracing, parse_or_exit, shutdown_on_signal};
+use ratecast_bench::{self as bench, BaselineConfig, Cli, Command, LoadConfig};
+use ratecast_process::{LogFormat, exit_code, init_tracing, parse_or_exit, shutdown_on_signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -20,13 +20,7 @@ async fn main() -> ExitCode {
             .map(|table| print!("{table}"))
             .context("cannot build the table"),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    exit_code(result)
 }
 
 async fn load(config: LoadConfig, shutdown: CancellationToken) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use ratecast_core::time::unix_now_secs;
+use ratecast_core::{sync::lock, time::unix_now_secs};
 use tokio::{task::JoinSet, time::Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
@@ -179,16 +179,8 @@ pub async fn run_load(
         hold_self.zip(end_self),
         hold_secs,
     );
-    let time_to_history = shared
-        .time_to_history
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .summary();
-    let errors = shared
-        .errors
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let time_to_history = lock(&shared.time_to_history).summary();
+    let errors = lock(&shared.errors).clone();
     Ok(Report {
         label: config.label.clone(),
         url: config.url.to_string(),

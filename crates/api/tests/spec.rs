@@ -8,8 +8,6 @@
 //! go which way is read from the spec's operations: `receive` operations name what
 //! clients send, `send` operations and replies what the server sends.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use jsonschema::Validator;
@@ -19,8 +17,8 @@ use ratecast_core::{
     protocol::{ClientRequest, ErrorCode, parse_request},
     time::unix_now_secs,
 };
+use ratecast_testkit::{ApiServer, Client, point};
 use serde_json::{Value, json};
-use support::{ApiServer, Client, point};
 use tokio_tungstenite::tungstenite::Message;
 
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/asyncapi.yaml");

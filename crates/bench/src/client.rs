@@ -12,13 +12,14 @@ use std::{
     collections::BTreeMap,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
 use futures_util::{SinkExt, StreamExt};
+use ratecast_core::sync::lock;
 use tokio::{
     net::{TcpSocket, TcpStream},
     time::Instant,
@@ -80,7 +81,7 @@ pub struct Counters {
 
 impl Shared {
     fn note_error(&self, kind: &str, error: impl std::fmt::Display) {
-        let mut errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut errors = lock(&self.errors);
         let key = format!("{kind}: {error}");
         if errors.len() < MAX_ERROR_KINDS || errors.contains_key(&key) {
             *errors.entry(key).or_default() += 1;
@@ -250,10 +251,7 @@ async fn receive_history(
             Some(Ok(Message::Text(text))) => match frames::kind(&text) {
                 Kind::AssetHistory => {
                     let took = sent.elapsed();
-                    shared
-                        .time_to_history
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
+                    lock(&shared.time_to_history)
                         .record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
                     return Ok(frames::scan_history(&text));
                 }

@@ -1,13 +1,11 @@
 //! Hostile and broken clients over real sockets: idle peers, floods, connection
 //! and origin limits, and a client that stops reading.
 
-mod support;
-
 use std::time::Duration;
 
 use ratecast_api::{ServerConfig, SessionConfig};
 use ratecast_core::time::unix_now_secs;
-use support::{ApiServer, Client, WAIT, point};
+use ratecast_testkit::{ApiServer, Client, WAIT, point};
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
 };

@@ -5,8 +5,8 @@
 //! returns a [`Report`]: connect errors, time to history, fan-out delay,
 //! delivered messages/s, missed/duplicate/seam counts and the server's RSS and
 //! CPU. [`baseline::serve_baseline`] is the comparison server. The binary
-//! `ratecast-bench` only parses [`config::Cli`] and calls these. This module
-//! knows nothing of the ratecast server's internals: it speaks the wire protocol
+//! `ratecast-bench` only parses [`config::Cli`] and calls these. This crate is a
+//! tool, not part of the product, and knows nothing of the ratecast server's internals: it speaks the wire protocol
 //! and reads `/proc`, so it measures any server of the protocol.
 
 pub mod arrivals;
@@ -25,9 +25,6 @@ use std::{fs, io, path::Path};
 pub use config::{BaselineConfig, Cli, Command, LoadConfig};
 pub use load::run_load;
 pub use report::Report;
-
-/// The assets of the baseline server: ratecast's defaults.
-pub const DEFAULT_ASSETS: &str = crate::config::DEFAULT_ASSETS;
 
 /// Why a benchmark could not run or report.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,36 @@
+//! ratecast-testkit: the black-box test harness every crate's `tests/` share
+//! (a dev-dependency only; nothing in the product links it).
+//!
+//! A scriptable HTTP upstream on loopback ([`upstream`]), plain HTTP requests and
+//! readiness waits ([`http`]), a websocket client that waits with deadlines
+//! ([`client`]), the real servers spawned on port 0 ([`spawn`]) and the real
+//! binaries run with an environment ([`binary`]). Every wait is bounded by [`WAIT`].
+
+pub mod binary;
+pub mod client;
+pub mod http;
+pub mod mongo;
+pub mod spawn;
+pub mod upstream;
+
+use std::time::Duration;
+
+use ratecast_core::{AssetId, Point};
+
+pub use client::{Client, Received};
+pub use http::{http_get, wait_ready};
+pub use spawn::{ApiServer, Service};
+pub use upstream::{FakeUpstream, Reply, rates_body};
+
+/// How long any single wait in a test may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A point of `asset_id` / `asset_name` at `time`.
+pub fn point(asset_id: u32, asset_name: &str, time: i64, value: f64) -> Point {
+    Point {
+        asset_id: AssetId(asset_id),
+        asset_name: asset_name.into(),
+        time,
+        value,
+    }
+}
