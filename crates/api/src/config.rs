@@ -46,6 +46,17 @@ pub struct ServerArgs {
     #[arg(long, env = "SEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub send_timeout: Duration,
 
+    /// Bytes a connection may have waiting to be sent; beyond it, live points pause
+    /// (and catch up later) and requests are answered `backpressure`.
+    #[arg(long, env = "MAX_QUEUED_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u32).range(65_536..))]
+    pub max_queued_bytes: u32,
+
+    /// `history` queries the process runs at once; more are answered `busy`.
+    #[arg(long, env = "MAX_HISTORY_QUERIES", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_history_queries: u32,
+
     /// Websocket connections per process; further upgrades are answered 503.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 20_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -79,12 +90,14 @@ impl ServerArgs {
                 idle_timeout: self.idle_timeout,
                 max_message_bytes: self.max_message_bytes as usize,
                 send_timeout: self.send_timeout,
+                max_queued_bytes: self.max_queued_bytes as usize,
                 rate_per_second: self.rate_limit,
                 rate_burst: self.rate_burst,
             },
             workers: self.workers,
             shutdown_timeout: self.shutdown_timeout,
             max_connections: self.max_connections as usize,
+            max_history_queries: self.max_history_queries as usize,
             allowed_origins: (!origins.is_empty()).then_some(origins),
             ..ServerConfig::default()
         }
@@ -115,6 +128,8 @@ mod tests {
         assert_eq!(session.max_message_bytes, 4096);
         assert_eq!((session.rate_per_second, session.rate_burst), (20, 40));
         assert_eq!(config.max_connections, 20_000);
+        assert_eq!(session.max_queued_bytes, 1_048_576);
+        assert_eq!(config.max_history_queries, 8);
         assert_eq!(config.allowed_origins, None);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
         let cli = Cli::try_parse_from(["x"]).expect("defaults");

@@ -76,8 +76,11 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                         hub.set_ready(true);
                     }
                     let now = ratecast_core::time::unix_now();
-                    crate::metrics::feed_point(now.as_secs_f64() - point.time as f64);
-                    hub.apply(&point, unix_now_secs());
+                    let applied = hub.apply(&point, unix_now_secs());
+                    crate::metrics::feed_point(
+                        now.as_secs_f64() - point.time as f64,
+                        applied.label(),
+                    );
                 }
                 Err(FeedError::Interrupted(error)) => {
                     if hub.is_ready() {

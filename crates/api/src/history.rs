@@ -1,9 +1,12 @@
 //! `history` queries: the store's range reads, behind an object-safe handle so
-//! the HTTP server and its sessions need no store type parameter.
+//! the HTTP server and its sessions need no store type parameter, with the
+//! process-wide limit and the deadline every query runs under, and the paging of
+//! long ranges.
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use ratecast_core::{AssetId, Point, PointStore, StoreError};
+use tokio::sync::Semaphore;
 
 /// A boxed range-read future.
 pub type RangeFuture<'a> =
@@ -18,5 +21,128 @@ pub trait HistorySource: Send + Sync + 'static {
 impl<S: PointStore> HistorySource for S {
     fn range(&self, asset: AssetId, from: i64, to: i64) -> RangeFuture<'_> {
         Box::pin(self.history(asset, from, to))
+    }
+}
+
+/// The longest span one `history` reply covers: at most one point per second,
+/// so a page holds at most this many points (~270 KB for a six-letter symbol).
+/// A longer request is answered page by page: the reply says where the next
+/// page starts.
+pub const PAGE_SECS: i64 = 3600;
+
+/// The page of `[from, to]` a reply covers, and where the next one starts.
+pub fn page(from: i64, to: i64) -> (i64, Option<i64>) {
+    let page_to = to.min(from.saturating_add(PAGE_SECS - 1));
+    (page_to, (page_to < to).then(|| page_to + 1))
+}
+
+/// Why a `history` query was not started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStarted {
+    /// Every process-wide query slot is taken.
+    ServerBusy,
+}
+
+/// How a `history` query ended.
+#[derive(Debug)]
+pub enum Answered {
+    Points(Vec<Point>),
+    /// The store failed.
+    Failed(StoreError),
+    /// The store did not answer within the deadline.
+    TimedOut,
+}
+
+/// The process's `history` queries: the store, a limit on how many run at once
+/// (each holds a store connection and builds a reply of up to a page), and a
+/// deadline on each.
+pub struct HistoryQueries {
+    source: Arc<dyn HistorySource>,
+    slots: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl HistoryQueries {
+    pub fn new(source: Arc<dyn HistorySource>, concurrency: usize, timeout: Duration) -> Self {
+        Self {
+            source,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            timeout,
+        }
+    }
+
+    /// Starts a query of `asset` in `[from, to]` if a slot is free; the future
+    /// holds the slot until it ends and never outlives `timeout`.
+    pub fn start(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> Result<impl Future<Output = Answered> + 'static, NotStarted> {
+        let slot = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| NotStarted::ServerBusy)?;
+        let (source, timeout) = (self.source.clone(), self.timeout);
+        Ok(async move {
+            let answered = match tokio::time::timeout(timeout, source.range(asset, from, to)).await
+            {
+                Ok(Ok(points)) => Answered::Points(points),
+                Ok(Err(error)) => Answered::Failed(error),
+                Err(_elapsed) => Answered::TimedOut,
+            };
+            drop(slot);
+            answered
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[test]
+    fn a_long_range_is_answered_a_page_at_a_time() {
+        assert_eq!(page(0, 10), (10, None));
+        assert_eq!(page(0, PAGE_SECS - 1), (PAGE_SECS - 1, None));
+        assert_eq!(page(0, PAGE_SECS), (PAGE_SECS - 1, Some(PAGE_SECS)));
+        assert_eq!(page(100, 100 + 86_399), (100 + 3599, Some(3700)));
+        assert_eq!(page(i64::MAX - 1, i64::MAX), (i64::MAX, None));
+    }
+
+    /// A store whose range reads never answer, counting calls.
+    struct Hanging(AtomicUsize);
+
+    impl HistorySource for Hanging {
+        fn range(&self, _: AssetId, _: i64, _: i64) -> RangeFuture<'_> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queries_beyond_the_limit_are_refused_and_a_hung_store_times_out() {
+        let source = Arc::new(Hanging(AtomicUsize::new(0)));
+        let queries = HistoryQueries::new(source.clone(), 2, Duration::from_secs(5));
+        let first = queries.start(AssetId(1), 0, 10).expect("a free slot");
+        let second = queries.start(AssetId(1), 0, 10).expect("a free slot");
+        assert_eq!(
+            queries.start(AssetId(1), 0, 10).err(),
+            Some(NotStarted::ServerBusy)
+        );
+        assert!(matches!(first.await, Answered::TimedOut));
+        let third = queries
+            .start(AssetId(1), 0, 10)
+            .expect("the slot was given back");
+        drop(second);
+        drop(third);
+        assert_eq!(
+            source.0.load(Ordering::SeqCst),
+            1,
+            "a query reaches the store only when its session polls it"
+        );
     }
 }

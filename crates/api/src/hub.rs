@@ -1,26 +1,31 @@
 //! The hub: per asset, the 30-minute window, the shared `asset_history` frame and
-//! the broadcast of serialized `point` frames, together one topic per asset.
+//! the broadcast of encoded `point` frames, together one topic per asset.
 //!
 //! The hub owns all per-asset state; sessions only read from it. Each asset has one
 //! small mutex held for a few microseconds (never across `.await`): applying a point
 //! and subscribing take the same lock, so a subscriber's history and its first live
-//! point meet with no hole and no duplicate. A point is serialized once, outside the
-//! lock, and every subscriber receives the same bytes. The history frame is built at
-//! most once per change of the window and then shared by every subscriber.
+//! point meet with no hole and no duplicate. A point is encoded once, outside the
+//! lock ([`PointBytes`]), and the window keeps those bytes: live points, catch-ups
+//! and histories are all built from them, so nothing is serialized per subscriber.
+//! The whole-window history frame is built at most once per change of the window
+//! and then shared by every subscriber.
 
 use std::sync::{
     Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
 };
 
-use bytestring::ByteString;
+use bytes::Bytes;
 use ratecast_core::{
     Asset, AssetId, AssetList, Point,
-    protocol::{assets_frame, history_frame, point_frame},
-    time::history_cutoff,
-    window::Window,
+    protocol::assets_frame,
+    time::{MAX_FUTURE_SECS, history_cutoff},
+    window::{Placed, Window},
 };
 use tokio::sync::broadcast;
+use tracing::warn;
+
+use crate::wire::{self, PointBytes};
 
 /// Point frames buffered per asset for subscribers, shared by all of them.
 ///
@@ -33,18 +38,46 @@ use tokio::sync::broadcast;
 /// (1008 "slow consumer", see `SessionConfig::send_timeout`).
 pub const POINT_BUFFER: usize = 64;
 
-/// A serialized `point` frame and its time, as broadcast to subscribers.
-#[derive(Debug, Clone)]
-pub struct PointFrame {
-    pub time: i64,
-    pub frame: ByteString,
+/// Seconds between log lines about refused future points.
+const FUTURE_LOG_INTERVAL_SECS: i64 = 60;
+
+/// What [`Hub::apply`] did with a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Newer than the asset's newest: pushed to its subscribers.
+    Live,
+    /// Older than the newest but inside the window: taken in time order for
+    /// later histories, not pushed (live points only move forward).
+    Late,
+    /// That second is held already.
+    Duplicate,
+    /// Older than the window.
+    Expired,
+    /// Stamped more than [`MAX_FUTURE_SECS`] after the API's clock: refused.
+    Future,
+    /// No tracked asset has its id.
+    UnknownAsset,
+}
+
+impl Applied {
+    /// The `outcome` label of `ratecast_feed_points_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Late => "late",
+            Self::Duplicate => "duplicate",
+            Self::Expired => "expired",
+            Self::Future => "future",
+            Self::UnknownAsset => "unknown_asset",
+        }
+    }
 }
 
 /// Shared state of all subscribers; one per API process.
 pub struct Hub {
     assets: AssetList,
-    /// The `assets` answer, built once: the list never changes while running.
-    assets_frame: ByteString,
+    /// The `assets` answer, encoded once: the list never changes while running.
+    assets_frame: Bytes,
     /// One topic per asset, in id order.
     topics: Box<[Topic]>,
     /// Whether the window has been loaded from the store and the feed is live.
@@ -54,6 +87,9 @@ pub struct Hub {
     loaded: AtomicBool,
     /// History frames built so far (each then shared by many subscribers).
     history_builds: AtomicU64,
+    /// When a refused future point was last logged, so a skewed fetcher clock
+    /// writes a line a minute, not one per point.
+    future_logged: AtomicI64,
 }
 
 /// One asset's subscription topic: what a subscriber of that asset gets.
@@ -63,20 +99,20 @@ struct Topic {
 }
 
 struct TopicState {
-    window: Window,
-    /// The serialized history of `window`, built on the first subscribe after a
+    window: Window<PointBytes>,
+    /// The encoded history of `window`, built on the first subscribe after a
     /// change and shared until the next one.
-    history: Option<ByteString>,
-    points: broadcast::Sender<PointFrame>,
+    history: Option<Bytes>,
+    points: broadcast::Sender<PointBytes>,
 }
 
 /// What a subscriber gets: the history so far and the live points after it.
 pub struct Subscription {
     pub asset: Asset,
-    /// The `asset_history` frame.
-    pub history: ByteString,
+    /// The encoded `asset_history` frame.
+    pub history: Bytes,
     /// Every `point` frame of this asset applied after `history` was taken.
-    pub points: broadcast::Receiver<PointFrame>,
+    pub points: broadcast::Receiver<PointBytes>,
     /// The newest time the client has (history or `since`): a catch-up
     /// continues after it and live points not after it are not sent again.
     pub last_time: Option<i64>,
@@ -96,12 +132,13 @@ impl Hub {
             })
             .collect();
         Self {
-            assets_frame: assets_frame(&assets),
+            assets_frame: wire::text_frame(assets_frame(&assets).as_bytes()),
             assets,
             topics,
             ready: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
             history_builds: AtomicU64::new(0),
+            future_logged: AtomicI64::new(i64::MIN),
         }
     }
 
@@ -109,7 +146,8 @@ impl Hub {
         &self.assets
     }
 
-    pub fn assets_frame(&self) -> ByteString {
+    /// The encoded `assets` frame.
+    pub fn assets_frame(&self) -> Bytes {
         self.assets_frame.clone()
     }
 
@@ -130,7 +168,7 @@ impl Hub {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// How many history frames were serialized (not served) so far.
+    /// How many history frames were built (not served) so far.
     pub fn history_builds(&self) -> u64 {
         self.history_builds.load(Ordering::Relaxed)
     }
@@ -139,40 +177,65 @@ impl Hub {
         self.topics.get(self.assets.index_of(id)?)
     }
 
-    /// Adds a stored point and pushes it to the asset's subscribers. Returns
-    /// `false` (and sends nothing) for an unknown asset or a point not newer
-    /// than the newest one already applied.
-    pub fn apply(&self, point: &Point, now: i64) -> bool {
+    /// Adds a stored point at wall-clock second `now`: a new one is pushed to the
+    /// asset's subscribers, a late one only enters the window; points stamped
+    /// in the future, already held, expired or of an unknown asset are refused.
+    pub fn apply(&self, point: &Point, now: i64) -> Applied {
         let Some(topic) = self.topic(point.asset_id) else {
-            return false;
+            return Applied::UnknownAsset;
         };
-        if topic
-            .lock()
-            .window
-            .newest()
-            .is_some_and(|newest| point.time <= newest)
-        {
-            return false;
+        if point.time > now.saturating_add(MAX_FUTURE_SECS) {
+            self.log_future(point, now);
+            return Applied::Future;
         }
-        let frame = PointFrame {
-            time: point.time,
-            frame: point_frame(point),
-        };
+        let cutoff = history_cutoff(now);
+        if point.time < cutoff {
+            return Applied::Expired;
+        }
+        // Encode outside the lock; `place` keeps it only if the point is taken.
+        let encoded = PointBytes::encode(point);
         let mut state = topic.lock();
-        if !state.window.push(point.time, point.value) {
-            return false;
+        state.window.evict_before(cutoff);
+        let placed = state.window.place(point.time, || encoded.clone());
+        match placed {
+            Placed::Newest => {
+                state.history = None;
+                // An error only means nobody is subscribed to this asset right now.
+                let _ = state.points.send(encoded);
+                Applied::Live
+            }
+            Placed::Late => {
+                state.history = None;
+                Applied::Late
+            }
+            Placed::Duplicate => Applied::Duplicate,
+            Placed::Expired => Applied::Expired,
         }
-        state.window.evict_before(history_cutoff(now));
-        state.history = None;
-        // An error only means nobody is subscribed to this asset right now.
-        let _ = state.points.send(frame);
-        true
+    }
+
+    fn log_future(&self, point: &Point, now: i64) {
+        let last = self.future_logged.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= FUTURE_LOG_INTERVAL_SECS
+            && self
+                .future_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            warn!(
+                asset = %point.asset_name,
+                time = point.time,
+                now,
+                "refusing a point stamped in the future (is the fetcher's clock ahead?); \
+                 counted in ratecast_feed_points_total{{outcome=\"future\"}}"
+            );
+        }
     }
 
     /// Subscribes to `id`: its history frame and a receiver of every later
     /// point. With `since`, the history holds only points after `since` (built
-    /// for this subscriber); without it, the shared frame of the whole window.
-    /// `None` for an unknown asset.
+    /// for this subscriber, from the window's shared bytes, outside the lock);
+    /// without it, the shared frame of the whole window. `None` for an unknown
+    /// asset.
     pub fn subscribe(&self, id: AssetId, now: i64, since: Option<i64>) -> Option<Subscription> {
         let topic = self.topic(id)?;
         let mut state = topic.lock();
@@ -182,50 +245,46 @@ impl Hub {
         let from = since.map_or(i64::MIN, |since| since.saturating_add(1));
         // A client resuming from `since` already has everything up to it, even if
         // this replica's window does not reach that far yet.
-        let last_time = state.window.since(from).last().map(|(t, _)| t).max(since);
-        let history = match (since, &state.history) {
-            (Some(_), _) => history_frame(&topic.asset, state.window.since(from)),
-            (None, Some(frame)) => frame.clone(),
-            (None, None) => {
-                let frame = history_frame(&topic.asset, state.window.since(i64::MIN));
-                self.history_builds.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::history_built();
-                state.history = Some(frame.clone());
-                frame
+        let last_time = state.window.newest_held().max(since);
+        let points = state.points.subscribe();
+        let history = match since {
+            Some(_) => {
+                let missed: Vec<PointBytes> =
+                    state.window.since(from).map(|(_, p)| p.clone()).collect();
+                drop(state);
+                wire::history_frame(missed.iter())
             }
+            None => match &state.history {
+                Some(frame) => frame.clone(),
+                None => {
+                    let frame = wire::history_frame(state.window.since(i64::MIN).map(|(_, p)| p));
+                    self.history_builds.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::history_built();
+                    state.history = Some(frame.clone());
+                    frame
+                }
+            },
         };
         Some(Subscription {
             asset: topic.asset.clone(),
             history,
-            points: state.points.subscribe(),
+            points,
             last_time,
         })
     }
 
     /// For a subscriber that lagged: the `point` frames of the window after
-    /// `after`, and a new receiver of every point applied after them (taken under
-    /// the same lock, so nothing is missed or repeated).
+    /// `after` (shared bytes), and a new receiver of every point applied after
+    /// them (taken under the same lock, so nothing is missed or repeated).
     pub fn catch_up(
         &self,
         id: AssetId,
         after: Option<i64>,
-    ) -> Option<(Vec<PointFrame>, broadcast::Receiver<PointFrame>)> {
+    ) -> Option<(Vec<PointBytes>, broadcast::Receiver<PointBytes>)> {
         let topic = self.topic(id)?;
         let state = topic.lock();
         let from = after.map_or(i64::MIN, |t| t.saturating_add(1));
-        let frames = state
-            .window
-            .since(from)
-            .map(|(time, value)| PointFrame {
-                time,
-                frame: point_frame(&Point {
-                    asset_id: topic.asset.id,
-                    asset_name: topic.asset.name.clone(),
-                    time,
-                    value,
-                }),
-            })
-            .collect();
+        let frames = state.window.since(from).map(|(_, p)| p.clone()).collect();
         Some((frames, state.points.subscribe()))
     }
 
@@ -242,14 +301,14 @@ impl Hub {
 
     /// Points held per asset, in id order.
     pub fn window_sizes(&self) -> Vec<usize> {
-        self.topics.iter().map(|c| c.lock().window.len()).collect()
+        self.topics.iter().map(|t| t.lock().window.len()).collect()
     }
 
     /// Current subscribers per asset, in id order.
     pub fn subscriber_counts(&self) -> Vec<usize> {
         self.topics
             .iter()
-            .map(|c| c.lock().points.receiver_count())
+            .map(|t| t.lock().points.receiver_count())
             .collect()
     }
 }
@@ -266,6 +325,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+    use crate::wire::payload;
 
     const NOW: i64 = 1_700_000_000;
 
@@ -282,9 +342,12 @@ mod tests {
         }
     }
 
-    fn history_times(frame: &str) -> Vec<i64> {
-        let json: Value = serde_json::from_str(frame).expect("history is JSON");
-        json["message"]["points"]
+    fn json(frame: &[u8]) -> Value {
+        serde_json::from_slice(payload(frame)).expect("frames are JSON")
+    }
+
+    fn history_times(frame: &[u8]) -> Vec<i64> {
+        json(frame)["message"]["points"]
             .as_array()
             .expect("points array")
             .iter()
@@ -298,15 +361,11 @@ mod tests {
         hub.apply(&point(1, NOW - 2, 1.0), NOW);
         hub.apply(&point(1, NOW - 1, 1.1), NOW);
         let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("known asset");
-        hub.apply(&point(1, NOW, 1.2), NOW);
+        assert_eq!(hub.apply(&point(1, NOW, 1.2), NOW), Applied::Live);
         assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1]);
         let live = sub.points.try_recv().expect("the next point is queued");
         assert_eq!(live.time, NOW);
-        assert!(
-            live.frame.contains(&format!("\"time\":{NOW}")),
-            "{}",
-            live.frame
-        );
+        assert_eq!(json(&live.frame)["message"]["time"], NOW);
         assert!(sub.points.try_recv().is_err(), "nothing else");
     }
 
@@ -314,12 +373,57 @@ mod tests {
     fn stale_and_repeated_points_are_not_pushed() {
         let hub = hub();
         let mut sub = hub.subscribe(AssetId(2), NOW, None).expect("known asset");
-        assert!(hub.apply(&point(2, NOW, 150.0), NOW));
-        assert!(!hub.apply(&point(2, NOW, 151.0), NOW), "same second");
-        assert!(!hub.apply(&point(2, NOW - 5, 149.0), NOW), "older");
-        assert!(!hub.apply(&point(9, NOW, 1.0), NOW), "unknown asset");
+        assert_eq!(hub.apply(&point(2, NOW, 150.0), NOW), Applied::Live);
+        assert_eq!(hub.apply(&point(2, NOW, 151.0), NOW), Applied::Duplicate);
+        assert_eq!(
+            hub.apply(&point(2, NOW - 2000, 149.0), NOW),
+            Applied::Expired
+        );
+        assert_eq!(hub.apply(&point(9, NOW, 1.0), NOW), Applied::UnknownAsset);
         assert!(sub.points.try_recv().is_ok());
         assert!(sub.points.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_late_point_enters_later_histories_in_time_order_but_is_not_pushed() {
+        let hub = hub();
+        for t in [NOW - 3, NOW - 1, NOW] {
+            hub.apply(&point(1, t, 1.0), NOW);
+        }
+        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        assert_eq!(hub.apply(&point(1, NOW - 2, 1.5), NOW), Applied::Late);
+        assert!(
+            sub.points.try_recv().is_err(),
+            "live points only move forward"
+        );
+        let later = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        assert_eq!(
+            history_times(&later.history),
+            vec![NOW - 3, NOW - 2, NOW - 1, NOW]
+        );
+        assert_eq!(hub.history_builds(), 2, "the late point rebuilt the frame");
+    }
+
+    #[test]
+    fn a_point_stamped_in_the_future_is_refused_and_real_points_keep_flowing() {
+        let hub = hub();
+        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        assert_eq!(
+            hub.apply(&point(1, NOW + MAX_FUTURE_SECS + 1, 9.9), NOW),
+            Applied::Future
+        );
+        assert_eq!(
+            hub.apply(&point(1, NOW + MAX_FUTURE_SECS, 1.0), NOW),
+            Applied::Live,
+            "a clock a few seconds ahead is tolerated"
+        );
+        let mut other = hub.subscribe(AssetId(2), NOW, None).expect("asset");
+        assert_eq!(hub.apply(&point(2, NOW, 150.0), NOW), Applied::Live);
+        assert_eq!(other.points.try_recv().expect("pushed").time, NOW);
+        assert_eq!(
+            sub.points.try_recv().expect("pushed").time,
+            NOW + MAX_FUTURE_SECS
+        );
     }
 
     #[test]
@@ -329,11 +433,7 @@ mod tests {
         let a = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
         let b = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
         assert_eq!(hub.history_builds(), 1);
-        assert_eq!(
-            a.as_bytes().as_ptr(),
-            b.as_bytes().as_ptr(),
-            "same bytes, not a copy"
-        );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "same bytes, not a copy");
         hub.apply(&point(1, NOW + 1, 1.1), NOW + 1);
         let c = hub
             .subscribe(AssetId(1), NOW + 1, None)
@@ -363,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lagged_subscriber_catches_up_from_the_window_without_gap_or_duplicate() {
+    fn a_lagged_subscriber_catches_up_from_the_window_with_the_shared_frames() {
         let hub = hub();
         hub.apply(&point(1, NOW - 100, 1.0), NOW);
         let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
@@ -378,6 +478,12 @@ mod tests {
         let (frames, mut points) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
         let times: Vec<i64> = frames.iter().map(|f| f.time).collect();
         assert_eq!(times, (NOW - 99..=NOW).collect::<Vec<_>>());
+        let (again, _) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
+        assert_eq!(
+            frames[0].frame.as_ptr(),
+            again[0].frame.as_ptr(),
+            "catch-ups share the window's bytes"
+        );
         hub.apply(&point(1, NOW + 1, 1.0), NOW + 1);
         assert_eq!(points.try_recv().expect("next live point").time, NOW + 1);
     }

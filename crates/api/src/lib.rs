@@ -12,9 +12,11 @@ pub mod history;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod outbound;
 pub mod replica;
 pub mod server;
 pub mod session;
+pub mod wire;
 
 use std::{future::Future, net::TcpListener, sync::Arc};
 

@@ -37,6 +37,16 @@ pub fn request(action: &'static str) {
     counter!("ratecast_ws_requests_total", "action" => action).increment(1);
 }
 
+/// An `error` frame sent in answer to a request, by code.
+pub fn request_refused(code: &'static str) {
+    counter!("ratecast_ws_errors_total", "code" => code).increment(1);
+}
+
+/// A `history` query ended, by outcome (`ok`, `failed`, `timed_out`).
+pub fn history_query(outcome: &'static str) {
+    counter!("ratecast_history_queries_total", "outcome" => outcome).increment(1);
+}
+
 pub fn rate_limited() {
     counter!("ratecast_ws_rate_limited_total").increment(1);
 }
@@ -58,9 +68,11 @@ pub fn connections(delta: f64) {
     gauge!("ratecast_ws_connections").increment(delta);
 }
 
-/// A live point reached the hub `lag_seconds` after its second began.
-pub fn feed_point(lag_seconds: f64) {
-    counter!("ratecast_feed_points_total").increment(1);
+/// A point from the live feed reached the hub `lag_seconds` after its second
+/// began, and what the hub did with it (`live`, `late`, `duplicate`, `expired`,
+/// `future`, `unknown_asset`).
+pub fn feed_point(lag_seconds: f64, outcome: &'static str) {
+    counter!("ratecast_feed_points_total", "outcome" => outcome).increment(1);
     metrics::histogram!("ratecast_feed_lag_seconds").record(lag_seconds.max(0.0));
 }
 

@@ -25,9 +25,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
 use crate::{
-    history::HistorySource,
+    history::{HistoryQueries, HistorySource},
     hub::Hub,
-    session::{SessionConfig, run_session},
+    outbound::{CHUNK, Outbound},
+    session::{self, SessionConfig, run_session},
 };
 
 /// The page served to browsers at `/`: self-contained, embedded at compile time.
@@ -56,6 +57,10 @@ pub struct ServerConfig {
     /// Extra lines for `/readyz` (e.g. the upstream's status in the all-in-one);
     /// informational, they do not change the status code.
     pub readiness_detail: Option<ReadinessDetail>,
+    /// `history` queries the process runs at once; more are answered `busy`.
+    pub max_history_queries: usize,
+    /// How long a `history` query may take before it is answered `unavailable`.
+    pub history_timeout: Duration,
 }
 
 /// A source of extra `/readyz` lines.
@@ -78,16 +83,16 @@ impl Default for ServerConfig {
             max_connections: 20_000,
             allowed_origins: None,
             readiness_detail: None,
+            max_history_queries: 8,
+            history_timeout: Duration::from_secs(5),
         }
     }
 }
 
 /// What every request handler shares.
 struct AppState {
-    hub: Arc<Hub>,
-    /// The store, for `history` queries beyond the window.
-    history: Arc<dyn HistorySource>,
-    session: SessionConfig,
+    /// What every session shares: the hub, the `history` queries, the limits.
+    sessions_shared: Arc<session::Shared>,
     /// Cancelled at shutdown; every session watches it and closes with 1001.
     shutdown: CancellationToken,
     /// Every live session, so shutdown can wait for their close frames.
@@ -129,9 +134,15 @@ pub async fn serve(
 ) -> io::Result<()> {
     let sessions = TaskTracker::new();
     let state = web::Data::new(AppState {
-        hub,
-        history,
-        session: config.session.clone(),
+        sessions_shared: Arc::new(session::Shared {
+            hub,
+            history: HistoryQueries::new(
+                history,
+                config.max_history_queries,
+                config.history_timeout,
+            ),
+            config: config.session.clone(),
+        }),
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
         open: Arc::default(),
@@ -177,6 +188,9 @@ fn build_server(
             .route("/metrics", web::get().to(metrics))
     })
     .disable_signals()
+    // Body chunks are at most CHUNK (see `outbound`), so each connection's write
+    // buffer stays under 2 × CHUNK instead of growing to its largest frame.
+    .h1_write_buffer_size(CHUNK)
     .max_connections(config.max_connections_per_worker)
     .shutdown_timeout(ACTIX_STOP_BUDGET.as_secs())
     .listen(listener)?;
@@ -201,7 +215,8 @@ async fn index(
         crate::metrics::refused("shutting_down");
         return Ok(HttpResponse::ServiceUnavailable().body("shutting down\n"));
     }
-    if !state.hub.has_loaded() {
+    let hub = &state.sessions_shared.hub;
+    if !hub.has_loaded() {
         crate::metrics::refused("not_ready");
         return Ok(HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "1"))
@@ -222,17 +237,17 @@ async fn index(
             .body("connection limit reached; try another server or later\n"));
     }
     let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let shared = state.sessions_shared.clone();
     let stream = stream
-        .max_frame_size(state.session.max_message_bytes)
+        .max_frame_size(shared.config.max_message_bytes)
         .aggregate_continuations();
-    let task = run_session(
-        state.hub.clone(),
-        state.history.clone(),
-        session,
-        stream,
-        state.session.clone(),
-        state.shutdown.clone(),
-    );
+    // Data frames go through the connection's own byte-bounded queue; actix-ws
+    // still writes ping, pong and close between them.
+    let outbound = Outbound::new(shared.config.max_queued_bytes);
+    let response = response
+        .map_body(|_, control| outbound.body(control))
+        .map_into_boxed_body();
+    let task = run_session(shared, session, outbound, stream, state.shutdown.clone());
     actix_web::rt::spawn(state.sessions.track_future(async move {
         task.await;
         drop(slot);
@@ -264,14 +279,14 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::record_hub(&state.hub);
+    crate::metrics::record_hub(&state.sessions_shared.hub);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(ratecast_process::metrics::prometheus().render())
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (mut response, mut body) = if state.hub.is_ready() {
+    let (mut response, mut body) = if state.sessions_shared.hub.is_ready() {
         (HttpResponse::Ok(), "ready\n".to_owned())
     } else {
         (

@@ -1,31 +1,42 @@
 //! One websocket connection: parse client frames, answer them, forward the points
 //! of the subscribed asset, keep the connection alive and close it with a reason.
 //!
-//! The loop has one shape: `select!` over {client frame, point frame, heartbeat
-//! tick, shutdown}; every way out is a `break` with a [`CloseReason`], and the close
-//! frame is sent once, after the loop. Nothing a client sends can panic it: bad
-//! input is answered with an `error` frame and the connection stays open.
+//! The loop has one shape: `select!` over {shutdown, client frame, `history`
+//! answer, point frame, queue space, stalled queue, heartbeat tick}; every way
+//! out is a `break` with an [`Exit`], and the close frame is sent once, after the
+//! loop. Nothing in the loop waits on anything but its branches: frames go into
+//! the connection's [`Outbound`] queue without waiting, and a `history` query
+//! runs beside the loop (one per connection), so points, pings and shutdown keep
+//! flowing while the store answers, or does not. Nothing a client sends can
+//! panic it: bad input is answered with an `error` frame and the connection
+//! stays open.
 
-use std::{future::Future, sync::Arc, task::Poll, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use bytestring::ByteString;
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
 use ratecast_core::{
+    Asset,
     protocol::{
         ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame,
         unsubscribed_frame,
     },
     time::unix_now_secs,
 };
-use tokio::{sync::broadcast::error::RecvError, time::Instant};
+use tokio::{
+    sync::broadcast::error::RecvError,
+    time::{Instant, Sleep},
+};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::{
-    history::HistorySource,
-    hub::{Hub, PointFrame, Subscription},
+    history::{Answered, HistoryQueries, NotStarted, page},
+    hub::{Hub, Subscription},
     limits::{RateLimiter, Verdict},
+    outbound::Outbound,
+    wire::{self, PointBytes},
 };
 
 /// Per-connection limits and timers.
@@ -37,9 +48,11 @@ pub struct SessionConfig {
     pub idle_timeout: Duration,
     /// Largest client message accepted; larger ones close the connection with 1009.
     pub max_message_bytes: usize,
-    /// A frame the client does not take within this time marks it a slow
+    /// A queued frame the client does not take within this time marks it a slow
     /// consumer: the connection is closed rather than left holding memory.
     pub send_timeout: Duration,
+    /// Bytes a connection may have queued for its socket (see [`Outbound`]).
+    pub max_queued_bytes: usize,
     /// Inbound messages (text, binary, ping) allowed per second, sustained…
     pub rate_per_second: u32,
     /// …and in a burst. See [`RateLimiter`] for what happens beyond.
@@ -53,6 +66,7 @@ impl Default for SessionConfig {
             idle_timeout: Duration::from_secs(60),
             max_message_bytes: 4096,
             send_timeout: Duration::from_secs(10),
+            max_queued_bytes: 1024 * 1024,
             rate_per_second: 20,
             rate_burst: 40,
         }
@@ -109,22 +123,68 @@ impl Exit {
     }
 }
 
+/// What every session of the process shares.
+pub struct Shared {
+    pub hub: Arc<Hub>,
+    pub history: HistoryQueries,
+    pub config: SessionConfig,
+}
+
+/// A `history` query running beside the loop: its answer and the request it
+/// answers.
+type PendingHistory = Pin<Box<dyn Future<Output = (Answered, HistoryRequest)>>>;
+
+/// The page of a `history` request being answered.
+struct HistoryRequest {
+    asset: Asset,
+    from: i64,
+    to: i64,
+    next: Option<i64>,
+}
+
+/// One connection's state, owned by its loop.
+struct Connection<'a> {
+    shared: &'a Shared,
+    /// actix-ws's handle, for control frames (ping, pong, close).
+    control: Session,
+    outbound: Outbound,
+    subscription: Option<Subscription>,
+    /// This connection's `history` query, if one runs.
+    history: Option<PendingHistory>,
+    /// Fires when the oldest queued frame may have waited `send_timeout`. Armed
+    /// by a push when it is not armed yet, and re-armed while frames wait, so a
+    /// waiting frame is always watched, while a client that keeps up costs one
+    /// timer reset per `send_timeout`, not one per frame.
+    stall: Pin<Box<Sleep>>,
+    stall_armed: bool,
+}
+
 /// Drives one connection until it ends.
 pub async fn run_session(
-    hub: Arc<Hub>,
-    history: Arc<dyn HistorySource>,
-    mut session: Session,
+    shared: Arc<Shared>,
+    control: Session,
+    outbound: Outbound,
     stream: AggregatedMessageStream,
-    config: SessionConfig,
     shutdown: CancellationToken,
 ) {
+    let config = &shared.config;
     let mut stream = stream.max_continuation_size(config.max_message_bytes);
-    let mut subscription: Option<Subscription> = None;
     let mut limiter = RateLimiter::new(config.rate_per_second, config.rate_burst, Instant::now());
     let mut last_heard = Instant::now();
     let mut heartbeat =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut conn = Connection {
+        shared: &shared,
+        control,
+        outbound,
+        subscription: None,
+        history: None,
+        stall: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        stall_armed: false,
+    };
     let exit = loop {
+        let receiving = conn.subscription.is_some() && !conn.outbound.over_budget();
+        let waiting_for_space = conn.subscription.is_some() && !receiving;
         let step = tokio::select! {
             biased;
             () = shutdown.cancelled() => Err(Exit::Shutdown),
@@ -132,9 +192,7 @@ pub async fn run_session(
                 last_heard = Instant::now();
                 match message {
                     Some(Ok(message)) => match rate_check(&mut limiter, &message) {
-                        Verdict::Accept => {
-                            on_message(&hub, &*history, &mut session, &mut subscription, message, &config).await
-                        }
+                        Verdict::Accept => conn.on_message(message),
                         Verdict::Reject => {
                             crate::metrics::rate_limited();
                             let error = RequestError::new(
@@ -144,7 +202,7 @@ pub async fn run_session(
                                     config.rate_per_second
                                 ),
                             );
-                            send(&mut session, error_frame(&error), &config).await
+                            conn.send_error(&error)
                         }
                         Verdict::Close => Err(Exit::RateLimited),
                     },
@@ -153,19 +211,23 @@ pub async fn run_session(
                     None => Err(Exit::ClientGone),
                 }
             }
-            frame = next_point(&mut subscription) => match frame {
-                Ok(point) => forward(&mut session, &mut subscription, point, &config).await,
-                Err(RecvError::Lagged(_)) => {
-                    catch_up(&hub, &mut session, &mut subscription, &config).await
-                }
+            answer = pending_history(&mut conn.history) => {
+                conn.history = None;
+                conn.deliver_history(answer)
+            }
+            frame = next_point(&mut conn.subscription), if receiving => match frame {
+                Ok(point) => conn.forward(point),
+                Err(RecvError::Lagged(_)) => conn.catch_up(),
                 // The hub never drops a sender while running; treat it as shutdown.
                 Err(RecvError::Closed) => Err(Exit::Shutdown),
             },
+            () = conn.outbound.space(), if waiting_for_space => Ok(()),
+            () = &mut conn.stall, if conn.stall_armed => conn.check_stall(),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     Err(Exit::Idle)
                 } else {
-                    session.ping(b"").await.map_err(|_| Exit::SendFailed)
+                    conn.heartbeat()
                 }
             }
         };
@@ -175,10 +237,13 @@ pub async fn run_session(
     };
     debug!(?exit, "session ended");
     crate::metrics::closed(exit.label());
-    drop(subscription);
+    // Closing sends the close frame next, not the backlog (the frame being
+    // written is finished first, to keep the stream valid).
+    conn.outbound.discard();
+    let Connection { control, .. } = conn;
     if let Some(reason) = exit.close_reason() {
         // A client that stopped reading must not hold the task: bound the close.
-        let _ = tokio::time::timeout(config.send_timeout, session.close(Some(reason))).await;
+        let _ = tokio::time::timeout(config.send_timeout, control.close(Some(reason))).await;
     }
 }
 
@@ -193,83 +258,257 @@ fn is_too_big(error: &actix_ws::ProtocolError) -> bool {
     }
 }
 
-/// Sends one live point newer than what the client has, and remembers it.
-async fn forward(
-    session: &mut Session,
-    subscription: &mut Option<Subscription>,
-    point: PointFrame,
-    config: &SessionConfig,
-) -> Result<(), Exit> {
-    let Some(current) = subscription.as_mut() else {
-        return Ok(());
-    };
-    // Live points only move forward: one the client already has is not resent.
-    if current.last_time.is_some_and(|last| point.time <= last) {
-        return Ok(());
-    }
-    current.last_time = Some(point.time);
-    send(session, point.frame, config).await
-}
-
-/// The subscriber fell behind the shared ring: send it what it missed from the
-/// window, one `point` frame each, and continue live from there. A client that
-/// cannot take them in time is closed by `send`.
-async fn catch_up(
-    hub: &Hub,
-    session: &mut Session,
-    subscription: &mut Option<Subscription>,
-    config: &SessionConfig,
-) -> Result<(), Exit> {
-    let Some(current) = subscription.as_mut() else {
-        return Ok(());
-    };
-    let Some((frames, points)) = hub.catch_up(current.asset.id, current.last_time) else {
-        return Ok(());
-    };
-    debug!(
-        missed = frames.len(),
-        "subscriber lagged; catching up from the window"
-    );
-    crate::metrics::lag_catch_up(frames.len());
-    current.points = points;
-    for point in frames {
-        forward(session, subscription, point, config).await?;
-    }
-    Ok(())
-}
-
 /// The next point frame of the subscription; pending forever when there is none.
-async fn next_point(subscription: &mut Option<Subscription>) -> Result<PointFrame, RecvError> {
+async fn next_point(subscription: &mut Option<Subscription>) -> Result<PointBytes, RecvError> {
     match subscription {
         Some(subscription) => subscription.points.recv().await,
         None => std::future::pending().await,
     }
 }
 
-async fn send(
-    session: &mut Session,
-    frame: ByteString,
-    config: &SessionConfig,
-) -> Result<(), Exit> {
-    let bytes = frame.len();
-    let mut sending = std::pin::pin!(session.text(frame));
-    // Fast path: the session's queue has room and the frame is taken at once, so
-    // no timer is armed (this runs once per point per subscriber). Only a frame
-    // that has to wait gets the send timeout.
-    let first = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
-    let sent = match first {
-        Poll::Ready(sent) => sent,
-        Poll::Pending => match tokio::time::timeout(config.send_timeout, sending).await {
-            Ok(sent) => sent,
-            Err(_elapsed) => return Err(Exit::SlowConsumer),
-        },
-    };
-    match sent {
-        Ok(()) => {
-            crate::metrics::frame_sent(bytes);
-            Ok(())
+/// The answer of the running `history` query; pending forever when none runs.
+async fn pending_history(history: &mut Option<PendingHistory>) -> (Answered, HistoryRequest) {
+    match history {
+        Some(query) => query.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Connection<'_> {
+    fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+
+    /// Queues an encoded frame for the socket.
+    fn send(&mut self, frame: Bytes) -> Result<(), Exit> {
+        let bytes = frame.len();
+        self.outbound
+            .push(frame)
+            .map_err(|_gone| Exit::ClientGone)?;
+        crate::metrics::frame_sent(bytes);
+        if !self.stall_armed {
+            self.arm_stall();
         }
-        Err(_closed) => Err(Exit::SendFailed),
+        Ok(())
+    }
+
+    /// Queues an `error` frame (small: it is queued whatever the budget).
+    fn send_error(&mut self, error: &RequestError) -> Result<(), Exit> {
+        crate::metrics::request_refused(error.code.as_str());
+        self.send(wire::text_frame(error_frame(error).as_bytes()))
+    }
+
+    /// Queues a reply if it fits the connection's budget, or a `backpressure`
+    /// error instead.
+    fn send_reply(&mut self, reply: Bytes) -> Result<(), Exit> {
+        if self.outbound.fits(reply.len()) {
+            self.send(reply)
+        } else {
+            self.send_backpressure()
+        }
+    }
+
+    /// Refuses a request whose reply would not fit the connection's budget.
+    fn send_backpressure(&mut self) -> Result<(), Exit> {
+        let error = RequestError::new(
+            ErrorCode::Backpressure,
+            format!(
+                "{} bytes are waiting to be sent to this connection (at most {}); \
+                 read them, then retry",
+                self.outbound.queued(),
+                self.outbound.budget()
+            ),
+        );
+        self.send_error(&error)
+    }
+
+    fn arm_stall(&mut self) {
+        if let Some(since) = self.outbound.waiting_since() {
+            let deadline = since + self.config().send_timeout;
+            self.stall.as_mut().reset(deadline);
+            self.stall_armed = true;
+        }
+    }
+
+    /// The stall timer fired: close a consumer whose oldest frame waited the
+    /// send timeout, or watch the next one.
+    fn check_stall(&mut self) -> Result<(), Exit> {
+        self.stall_armed = false;
+        match self.outbound.waiting_since() {
+            Some(since) if since.elapsed() >= self.config().send_timeout => Err(Exit::SlowConsumer),
+            Some(_) => {
+                self.arm_stall();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The ping tick.
+    fn heartbeat(&mut self) -> Result<(), Exit> {
+        // A ping that does not fit actix-ws's queue is skipped: that client is
+        // not reading, which the stall timer deals with.
+        match self.control.ping(b"").now_or_never() {
+            Some(Err(_closed)) => Err(Exit::SendFailed),
+            Some(Ok(())) | None => Ok(()),
+        }
+    }
+
+    /// Sends one live point newer than what the client has, and remembers it.
+    fn forward(&mut self, point: PointBytes) -> Result<(), Exit> {
+        let Some(current) = self.subscription.as_mut() else {
+            return Ok(());
+        };
+        // Live points only move forward: one the client already has is not resent.
+        if current.last_time.is_some_and(|last| point.time <= last) {
+            return Ok(());
+        }
+        current.last_time = Some(point.time);
+        self.send(point.frame)
+    }
+
+    /// The subscriber fell behind the shared ring (a burst, or it paused taking
+    /// points while its queue was full): send it what it missed from the
+    /// window's shared frames, and continue live from there.
+    fn catch_up(&mut self) -> Result<(), Exit> {
+        let Some(current) = self.subscription.as_mut() else {
+            return Ok(());
+        };
+        let Some((frames, points)) = self
+            .shared
+            .hub
+            .catch_up(current.asset.id, current.last_time)
+        else {
+            return Ok(());
+        };
+        debug!(
+            missed = frames.len(),
+            "subscriber lagged; catching up from the window"
+        );
+        crate::metrics::lag_catch_up(frames.len());
+        current.points = points;
+        for point in frames {
+            self.forward(point)?;
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, message: AggregatedMessage) -> Result<(), Exit> {
+        match message {
+            AggregatedMessage::Text(text) => {
+                match record_request(parse_request(&text, self.shared.hub.assets())) {
+                    Ok(request) => self.on_request(request),
+                    Err(error) => self.send_error(&error),
+                }
+            }
+            AggregatedMessage::Binary(_) => self.send_error(&RequestError::new(
+                ErrorCode::BinaryNotSupported,
+                "binary frames are not supported; send JSON text frames",
+            )),
+            // A pong that does not fit actix-ws's queue is skipped (the client
+            // is not reading); never wait for it.
+            AggregatedMessage::Ping(payload) => match self.control.pong(&payload).now_or_never() {
+                Some(Err(_closed)) => Err(Exit::SendFailed),
+                Some(Ok(())) | None => Ok(()),
+            },
+            AggregatedMessage::Pong(_) => Ok(()),
+            AggregatedMessage::Close(_) => Err(Exit::ClientGone),
+        }
+    }
+
+    fn on_request(&mut self, request: ClientRequest) -> Result<(), Exit> {
+        match request {
+            ClientRequest::Assets => {
+                let frame = self.shared.hub.assets_frame();
+                self.send_reply(frame)
+            }
+            ClientRequest::Subscribe { asset, since } => self.subscribe(&asset, since),
+            ClientRequest::Unsubscribe => {
+                let was = self.subscription.take().map(|s| s.asset.id);
+                self.send(wire::text_frame(unsubscribed_frame(was).as_bytes()))
+            }
+            ClientRequest::History { asset, from, to } => self.start_history(asset, from, to),
+        }
+    }
+
+    fn subscribe(&mut self, asset: &Asset, since: Option<i64>) -> Result<(), Exit> {
+        let Some(new) = self.shared.hub.subscribe(asset.id, unix_now_secs(), since) else {
+            return self.send_error(&RequestError::new(ErrorCode::UnknownAsset, "unknown asset"));
+        };
+        if !self.outbound.fits(new.history.len()) {
+            // The current subscription stays, as for any refused subscribe.
+            return self.send_backpressure();
+        }
+        crate::metrics::history_served(&asset.name);
+        let history = new.history.clone();
+        // Replacing drops the old receiver before the new history is queued: no
+        // point of the old asset can follow `asset_history`.
+        self.subscription = Some(new);
+        self.send(history)
+    }
+
+    /// Starts a `history` query beside the loop, or refuses it at once.
+    fn start_history(&mut self, asset: Asset, from: i64, to: i64) -> Result<(), Exit> {
+        if self.history.is_some() {
+            return self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the previous history request of this connection is still being answered; \
+                 send the next one after its reply",
+            ));
+        }
+        if self.outbound.over_budget() {
+            return self.send_backpressure();
+        }
+        let (page_to, next) = page(from, to);
+        match self.shared.history.start(asset.id, from, page_to) {
+            Ok(query) => {
+                let request = HistoryRequest {
+                    asset,
+                    from,
+                    to: page_to,
+                    next,
+                };
+                self.history = Some(Box::pin(query.map(move |answered| (answered, request))));
+                Ok(())
+            }
+            Err(NotStarted::ServerBusy) => self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the server is answering as many history requests as it allows; retry shortly",
+            )),
+        }
+    }
+
+    /// Sends the answer of this connection's `history` query.
+    fn deliver_history(
+        &mut self,
+        (answered, request): (Answered, HistoryRequest),
+    ) -> Result<(), Exit> {
+        let HistoryRequest {
+            asset,
+            from,
+            to,
+            next,
+        } = request;
+        let failure = match answered {
+            Answered::Points(points) => {
+                crate::metrics::history_query("ok");
+                let frame = range_frame(&asset, from, to, &points, next);
+                return self.send_reply(wire::text_frame(frame.as_bytes()));
+            }
+            Answered::Failed(error) => {
+                tracing::warn!(error = %ratecast_process::ErrorChain(&error), "history query failed");
+                "failed"
+            }
+            Answered::TimedOut => {
+                tracing::warn!("history query timed out");
+                "timed_out"
+            }
+        };
+        crate::metrics::history_query(failure);
+        self.send_error(&RequestError::new(
+            ErrorCode::Unavailable,
+            "history is unavailable right now; retry shortly",
+        ))
     }
 }
 
@@ -294,67 +533,5 @@ fn rate_check(limiter: &mut RateLimiter, message: &AggregatedMessage) -> Verdict
             limiter.check(Instant::now())
         }
         AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Verdict::Accept,
-    }
-}
-
-async fn on_message(
-    hub: &Hub,
-    history: &dyn HistorySource,
-    session: &mut Session,
-    subscription: &mut Option<Subscription>,
-    message: AggregatedMessage,
-    config: &SessionConfig,
-) -> Result<(), Exit> {
-    match message {
-        AggregatedMessage::Text(text) => match record_request(parse_request(&text, hub.assets())) {
-            Ok(ClientRequest::Assets) => send(session, hub.assets_frame(), config).await,
-            Ok(ClientRequest::Subscribe { asset, since }) => {
-                match hub.subscribe(asset.id, unix_now_secs(), since) {
-                    Some(new) => {
-                        crate::metrics::history_served(&asset.name);
-                        let history = new.history.clone();
-                        // Replacing drops the old receiver before the new history is
-                        // sent: no point of the old asset can follow `asset_history`.
-                        *subscription = Some(new);
-                        send(session, history, config).await
-                    }
-                    None => {
-                        let error = RequestError::new(ErrorCode::UnknownAsset, "unknown asset");
-                        send(session, error_frame(&error), config).await
-                    }
-                }
-            }
-            Ok(ClientRequest::Unsubscribe) => {
-                let was = subscription.take().map(|s| s.asset.id);
-                send(session, unsubscribed_frame(was), config).await
-            }
-            Ok(ClientRequest::History { asset, from, to }) => {
-                let frame = match history.range(asset.id, from, to).await {
-                    Ok(points) => range_frame(&asset, from, to, &points),
-                    Err(error) => {
-                        tracing::warn!(error = %ratecast_process::ErrorChain(&error), "history query failed");
-                        let error = RequestError::new(
-                            ErrorCode::Unavailable,
-                            "history is unavailable right now; retry shortly",
-                        );
-                        error_frame(&error)
-                    }
-                };
-                send(session, frame, config).await
-            }
-            Err(error) => send(session, error_frame(&error), config).await,
-        },
-        AggregatedMessage::Binary(_) => {
-            let error = RequestError::new(
-                ErrorCode::BinaryNotSupported,
-                "binary frames are not supported; send JSON text frames",
-            );
-            send(session, error_frame(&error), config).await
-        }
-        AggregatedMessage::Ping(payload) => {
-            session.pong(&payload).await.map_err(|_| Exit::SendFailed)
-        }
-        AggregatedMessage::Pong(_) => Ok(()),
-        AggregatedMessage::Close(_) => Err(Exit::ClientGone),
     }
 }

@@ -534,6 +534,8 @@ fn the_error_schema_lists_every_error_code_with_an_example_of_each() {
         ErrorCode::InvalidRange,
         ErrorCode::Unavailable,
         ErrorCode::RateLimited,
+        ErrorCode::Busy,
+        ErrorCode::Backpressure,
     ];
     // A new variant fails to compile here: add it to the list above and to the spec.
     for code in every_code {
@@ -546,7 +548,9 @@ fn the_error_schema_lists_every_error_code_with_an_example_of_each() {
             | ErrorCode::BinaryNotSupported
             | ErrorCode::InvalidRange
             | ErrorCode::Unavailable
-            | ErrorCode::RateLimited => {}
+            | ErrorCode::RateLimited
+            | ErrorCode::Busy
+            | ErrorCode::Backpressure => {}
         }
     }
     let codes: BTreeSet<&str> = every_code.iter().map(|c| c.as_str()).collect();

@@ -5,6 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The length of the history a subscriber receives: the last 30 minutes.
 pub const HISTORY_SPAN_SECS: i64 = 1800;
 
+/// How far ahead of the local clock a point may be stamped: a fetcher's clock a
+/// little ahead of the API's is normal, a point further in the future is refused
+/// (it would otherwise make every real point look old).
+pub const MAX_FUTURE_SECS: i64 = 5;
+
 /// Time since the Unix epoch; a clock before 1970 reads as the epoch.
 pub fn unix_now() -> Duration {
     SystemTime::now()

@@ -1,53 +1,99 @@
 //! The sliding history window of one asset: what a new subscriber is sent.
 //!
-//! Points enter in strictly increasing time and leave from the front when they
-//! fall out of the history span. Strict ordering is the window's contract with
-//! subscribers: a point older than or equal to the newest one is refused, so live
-//! points never arrive out of order or twice, whatever the feed replays.
+//! Entries are kept in strictly ascending time, at most one per second, and leave
+//! from the front when they fall out of the history span. A point newer than every
+//! held one is appended (the live case); an older one that is not held yet (a late
+//! point: a second fetcher, or a buffer flush racing a restart) is inserted in time
+//! order, so later histories hold it. What the window stores per point is up to its
+//! owner: the API keeps each point's serialized frame, so histories and catch-ups
+//! are built from shared bytes.
 
 use std::collections::VecDeque;
 
-/// `(time, value)` pairs, strictly ascending by time.
-#[derive(Debug, Clone, Default)]
-pub struct Window {
-    points: VecDeque<(i64, f64)>,
-    /// The newest time ever taken, kept apart from `points` so a window that
-    /// emptied (upstream down longer than the span) still refuses older points.
-    newest: Option<i64>,
+/// How a point fared when offered to a [`Window`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// Newer than every point the window ever took: appended.
+    Newest,
+    /// Older than the newest, not held yet and still inside the span: inserted
+    /// in time order.
+    Late,
+    /// That second is held already.
+    Duplicate,
+    /// Older than the span the window covers (or than what it already evicted).
+    Expired,
 }
 
-impl Window {
+/// One asset's points, strictly ascending by time.
+#[derive(Debug, Clone)]
+pub struct Window<T> {
+    entries: VecDeque<(i64, T)>,
+    /// The newest time ever taken, kept apart from `entries` so a window that
+    /// emptied (upstream down longer than the span) still knows where live points
+    /// resume.
+    newest: Option<i64>,
+    /// Times before this have been evicted: a late point older than it would
+    /// come back after eviction, so it is refused.
+    floor: i64,
+}
+
+impl<T> Default for Window<T> {
+    fn default() -> Self {
+        Self {
+            entries: VecDeque::new(),
+            newest: None,
+            floor: i64::MIN,
+        }
+    }
+}
+
+impl<T> Window<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Appends a point newer than every held point; returns whether it was taken.
-    pub fn push(&mut self, time: i64, value: f64) -> bool {
-        if self.newest.is_some_and(|newest| time <= newest) {
-            return false;
+    /// Offers the point at `time`; `entry` is built only if it is taken.
+    pub fn place(&mut self, time: i64, entry: impl FnOnce() -> T) -> Placed {
+        if time < self.floor {
+            return Placed::Expired;
         }
-        self.newest = Some(time);
-        self.points.push_back((time, value));
-        true
+        if self.newest.is_none_or(|newest| time > newest) {
+            self.newest = Some(time);
+            self.entries.push_back((time, entry()));
+            return Placed::Newest;
+        }
+        let at = self.entries.partition_point(|&(t, _)| t < time);
+        if self.entries.get(at).is_some_and(|&(t, _)| t == time) {
+            return Placed::Duplicate;
+        }
+        self.entries.insert(at, (time, entry()));
+        Placed::Late
     }
 
-    /// Drops points with `time < cutoff`; returns whether any was dropped.
+    /// Drops entries with `time < cutoff` and refuses later points older than
+    /// it; returns whether any entry was dropped.
     pub fn evict_before(&mut self, cutoff: i64) -> bool {
-        let before = self.points.len();
-        while self.points.front().is_some_and(|&(t, _)| t < cutoff) {
-            self.points.pop_front();
+        self.floor = self.floor.max(cutoff);
+        let before = self.entries.len();
+        while self.entries.front().is_some_and(|&(t, _)| t < cutoff) {
+            self.entries.pop_front();
         }
-        if self.points.is_empty() {
+        if self.entries.is_empty() {
             // Release the capacity of a window that emptied (e.g. upstream down for long).
-            self.points.shrink_to_fit();
+            self.entries.shrink_to_fit();
         }
-        self.points.len() != before
+        self.entries.len() != before
     }
 
-    /// Held points with `time >= since`, ascending.
-    pub fn since(&self, since: i64) -> impl Iterator<Item = (i64, f64)> + '_ {
-        let start = self.points.partition_point(|&(t, _)| t < since);
-        self.points.range(start..).copied()
+    /// Held entries with `time >= since`, ascending.
+    pub fn since(&self, since: i64) -> impl DoubleEndedIterator<Item = (i64, &T)> + Clone + '_ {
+        let start = self.entries.partition_point(|&(t, _)| t < since);
+        self.entries.range(start..).map(|(t, entry)| (*t, entry))
+    }
+
+    /// The time of the newest entry held.
+    pub fn newest_held(&self) -> Option<i64> {
+        self.entries.back().map(|&(t, _)| t)
     }
 
     /// The newest time ever taken, even if it has since been evicted.
@@ -56,11 +102,11 @@ impl Window {
     }
 
     pub fn len(&self) -> usize {
-        self.points.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.points.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -68,38 +114,57 @@ impl Window {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_strictly_newer_points_enter() {
-        let mut window = Window::new();
-        assert!(window.push(10, 1.0));
-        assert!(window.push(12, 1.2));
-        assert!(!window.push(12, 9.9), "same second again");
-        assert!(!window.push(11, 1.1), "older than the newest");
-        assert_eq!(
-            window.since(0).collect::<Vec<_>>(),
-            vec![(10, 1.0), (12, 1.2)]
-        );
+    fn times<T>(window: &Window<T>) -> Vec<i64> {
+        window.since(i64::MIN).map(|(t, _)| t).collect()
     }
 
     #[test]
-    fn eviction_drops_exactly_the_points_before_the_cutoff() {
+    fn newer_points_are_appended_and_late_ones_inserted_in_time_order() {
+        let mut window = Window::new();
+        assert_eq!(window.place(10, || 'a'), Placed::Newest);
+        assert_eq!(window.place(13, || 'b'), Placed::Newest);
+        assert_eq!(window.place(11, || 'c'), Placed::Late);
+        assert_eq!(window.place(12, || 'd'), Placed::Late);
+        assert_eq!(window.place(9, || 'e'), Placed::Late);
+        assert_eq!(times(&window), vec![9, 10, 11, 12, 13]);
+        let entries: String = window.since(11).map(|(_, c)| *c).collect();
+        assert_eq!(entries, "cdb");
+        assert_eq!(window.newest(), Some(13));
+    }
+
+    #[test]
+    fn a_held_second_is_a_duplicate_and_its_entry_is_not_built() {
+        let mut window = Window::new();
+        window.place(10, || 1);
+        window.place(12, || 2);
+        assert_eq!(window.place(12, || panic!("not built")), Placed::Duplicate);
+        assert_eq!(window.place(10, || panic!("not built")), Placed::Duplicate);
+        assert_eq!(times(&window), vec![10, 12]);
+    }
+
+    #[test]
+    fn eviction_drops_exactly_the_points_before_the_cutoff_and_refuses_them_later() {
         let mut window = Window::new();
         for t in 0..10 {
-            window.push(t, t as f64);
+            window.place(t, || t);
         }
         assert!(window.evict_before(7));
         assert!(!window.evict_before(7));
-        assert_eq!(
-            window.since(0).map(|(t, _)| t).collect::<Vec<_>>(),
-            vec![7, 8, 9]
-        );
+        assert_eq!(times(&window), vec![7, 8, 9]);
         assert_eq!(window.since(9).count(), 1);
+        assert_eq!(
+            window.place(5, || 5),
+            Placed::Expired,
+            "an evicted second does not come back"
+        );
         assert!(window.evict_before(100));
         assert!(window.is_empty());
         assert_eq!(window.newest(), Some(9));
-        assert!(
-            !window.push(5, 5.0),
-            "an emptied window still refuses older points"
+        assert_eq!(window.place(50, || 50), Placed::Expired);
+        assert_eq!(
+            window.place(100, || 100),
+            Placed::Newest,
+            "an emptied window takes points again at the cutoff"
         );
     }
 }

@@ -102,7 +102,7 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
         "ratecast_points_stored_total",
         "ratecast_fetcher_ticks_total",
         "ratecast_quotes_skipped_total{kind=\"missing\"}",
-        "ratecast_feed_points_total",
+        "ratecast_feed_points_total{outcome=\"live\"}",
         "ratecast_window_points{asset=\"EURUSD\"}",
     ] {
         let value =

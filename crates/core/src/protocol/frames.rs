@@ -48,6 +48,9 @@ struct RangeMessage<'a> {
     from: i64,
     to: i64,
     points: Vec<WirePoint<'a>>,
+    /// Where the next page starts, when the request reached further than `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -87,6 +90,30 @@ pub fn point_frame(point: &Point) -> ByteString {
     )
 }
 
+/// What a `point` frame holds before its point object.
+pub const POINT_FRAME_PREFIX: &str = r#"{"action":"point","message":"#;
+/// What a `point` frame holds after its point object.
+pub const POINT_FRAME_SUFFIX: &str = "}";
+/// What an `asset_history` frame holds before its comma-separated point objects.
+pub const HISTORY_FRAME_PREFIX: &str = r#"{"action":"asset_history","message":{"points":["#;
+/// What an `asset_history` frame holds after its point objects.
+pub const HISTORY_FRAME_SUFFIX: &str = "]}}";
+
+/// Appends `point`'s JSON object, the `message` of its `point` frame and its
+/// element of an `asset_history`: a server serializes each point once and
+/// builds both frames from these bytes ([`POINT_FRAME_PREFIX`],
+/// [`HISTORY_FRAME_PREFIX`] and their suffixes around them).
+pub fn write_point_object(out: &mut Vec<u8>, point: &Point) {
+    let object = WirePoint {
+        asset_name: &point.asset_name,
+        time: point.time,
+        asset_id: point.asset_id.0,
+        value: point.value,
+    };
+    serde_json::to_writer(out, &object)
+        .expect("a struct of a string and finite numbers always serializes");
+}
+
 /// `{"action":"asset_history","message":{"points":[…]}}` for `asset`'s `(time, value)` pairs.
 pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) -> ByteString {
     let points = points
@@ -100,8 +127,15 @@ pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) ->
     frame("asset_history", PointsMessage { points })
 }
 
-/// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`
-pub fn range_frame(asset: &Asset, from: i64, to: i64, points: &[Point]) -> ByteString {
+/// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`,
+/// plus `"next":T` when the request reached past `to` and the next page starts at T.
+pub fn range_frame(
+    asset: &Asset,
+    from: i64,
+    to: i64,
+    points: &[Point],
+    next: Option<i64>,
+) -> ByteString {
     let points = points
         .iter()
         .map(|p| WirePoint {
@@ -118,6 +152,7 @@ pub fn range_frame(asset: &Asset, from: i64, to: i64, points: &[Point]) -> ByteS
             from,
             to,
             points,
+            next,
         },
     )
 }
@@ -159,6 +194,50 @@ mod tests {
     }
 
     #[test]
+    fn frames_built_from_point_objects_equal_the_serialized_frames() {
+        let list = assets();
+        let asset = list.get(AssetId(2)).expect("asset 2");
+        let points: Vec<Point> = [(10, 150.5), (11, 150.25)]
+            .into_iter()
+            .map(|(time, value)| Point {
+                asset_id: AssetId(2),
+                asset_name: "USDJPY".into(),
+                time,
+                value,
+            })
+            .collect();
+        let objects: Vec<Vec<u8>> = points
+            .iter()
+            .map(|p| {
+                let mut out = Vec::new();
+                write_point_object(&mut out, p);
+                out
+            })
+            .collect();
+        let point = [
+            POINT_FRAME_PREFIX.as_bytes(),
+            &objects[0],
+            POINT_FRAME_SUFFIX.as_bytes(),
+        ]
+        .concat();
+        assert_eq!(point, point_frame(&points[0]).as_bytes().to_vec());
+        let history = [
+            HISTORY_FRAME_PREFIX.as_bytes(),
+            &objects.join(&b","[..]),
+            HISTORY_FRAME_SUFFIX.as_bytes(),
+        ]
+        .concat();
+        assert_eq!(
+            history,
+            history_frame(asset, [(10, 150.5), (11, 150.25)].into_iter())
+                .as_bytes()
+                .to_vec()
+        );
+        let empty = [HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX].concat();
+        assert_eq!(empty, &*history_frame(asset, std::iter::empty()));
+    }
+
+    #[test]
     fn frames_have_the_documented_shapes() {
         let list = assets();
         assert_eq!(
@@ -191,8 +270,12 @@ mod tests {
             value: 150.5,
         };
         assert_eq!(
-            &*range_frame(asset, 5, 20, &[point]),
+            &*range_frame(asset, 5, 20, std::slice::from_ref(&point), None),
             r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}]}}"#
+        );
+        assert_eq!(
+            &*range_frame(asset, 5, 20, &[point], Some(21)),
+            r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}],"next":21}}"#
         );
         assert_eq!(
             &*unsubscribed_frame(Some(AssetId(3))),

@@ -6,7 +6,9 @@ pub mod frames;
 pub mod request;
 
 pub use frames::{
+    HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX,
     assets_frame, error_frame, history_frame, point_frame, range_frame, unsubscribed_frame,
+    write_point_object,
 };
 pub use request::{
     ACTIONS, ClientRequest, ErrorCode, MAX_HISTORY_SPAN_SECS, RequestError, parse_request,

@@ -18,7 +18,8 @@ pub enum ClientRequest {
     /// `{"action":"unsubscribe","message":{}}`: stop receiving points.
     Unsubscribe,
     /// `{"action":"history","message":{"assetId":N,"from":T1,"to":T2}}`: the
-    /// stored points with `T1 <= time <= T2`, at most [`MAX_HISTORY_SPAN_SECS`].
+    /// stored points with `T1 <= time <= T2`, a range of at most
+    /// [`MAX_HISTORY_SPAN_SECS`] (the server answers it a page at a time).
     History { asset: Asset, from: i64, to: i64 },
 }
 
@@ -46,6 +47,12 @@ pub enum ErrorCode {
     Unavailable,
     /// The client sends faster than its message rate limit; the message was dropped.
     RateLimited,
+    /// A `history` request while this connection's previous one is still being
+    /// answered, or while the server runs as many history queries as it allows.
+    Busy,
+    /// The reply would not fit the bytes this connection may have waiting to be
+    /// sent: the client is not reading fast enough. Read, then retry.
+    Backpressure,
 }
 
 impl ErrorCode {
@@ -60,6 +67,8 @@ impl ErrorCode {
             Self::InvalidRange => "invalid_range",
             Self::Unavailable => "unavailable",
             Self::RateLimited => "rate_limited",
+            Self::Busy => "busy",
+            Self::Backpressure => "backpressure",
         }
     }
 }

@@ -1,0 +1,202 @@
+//! Websocket frames as the server sends them: encoded once, shared by every
+//! connection that sends them.
+//!
+//! A server frame (RFC 6455 §5.2) is a 2-, 4- or 10-byte header followed by the
+//! unmasked payload. The hub encodes each `point` frame once, header included,
+//! into one allocation that also holds the point's JSON object, so a live point,
+//! a catch-up and an `asset_history` are all built from the same bytes: a
+//! connection only takes a reference, never a copy or a serialization of its own.
+//! The JSON shapes are the wire protocol's (`ratecast_core::protocol`); this
+//! module only frames them.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use ratecast_core::{
+    Point,
+    protocol::{
+        HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX,
+        write_point_object,
+    },
+};
+
+/// The longest server frame header: FIN/opcode, length 127, 64-bit length.
+const MAX_HEADER: usize = 10;
+/// FIN set, opcode 1 (text): every server message is one unfragmented text frame.
+const FIN_TEXT: u8 = 0x81;
+
+/// The header of a text frame whose payload is `len` bytes, and its length.
+fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
+    let mut header = [0u8; MAX_HEADER];
+    header[0] = FIN_TEXT;
+    let size = match len {
+        0..=125 => {
+            header[1] = len as u8;
+            2
+        }
+        126..=0xFFFF => {
+            header[1] = 126;
+            header[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            4
+        }
+        _ => {
+            header[1] = 127;
+            header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+            10
+        }
+    };
+    (header, size)
+}
+
+/// A text frame carrying `payload` (one copy of it).
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let (header, size) = header(payload.len());
+    let mut frame = Vec::with_capacity(size + payload.len());
+    frame.extend_from_slice(&header[..size]);
+    frame.extend_from_slice(payload);
+    Bytes::from(frame)
+}
+
+/// A `point` frame, encoded once, and where its point object lies in it.
+#[derive(Debug, Clone)]
+pub struct PointBytes {
+    pub time: i64,
+    /// The whole websocket frame, header included.
+    pub frame: Bytes,
+    /// The point's JSON object within `frame`, for histories.
+    object: Range<usize>,
+}
+
+impl PointBytes {
+    /// Encodes `point`'s frame in one allocation.
+    pub fn encode(point: &Point) -> Self {
+        // Serialize after room for the longest header, then write the real one
+        // just before the payload, so nothing is copied to make room for it.
+        let mut buf = Vec::with_capacity(MAX_HEADER + 160);
+        buf.resize(MAX_HEADER, 0);
+        buf.extend_from_slice(POINT_FRAME_PREFIX.as_bytes());
+        let object_start = buf.len();
+        write_point_object(&mut buf, point);
+        let object_end = buf.len();
+        buf.extend_from_slice(POINT_FRAME_SUFFIX.as_bytes());
+        let (header, size) = header(buf.len() - MAX_HEADER);
+        let start = MAX_HEADER - size;
+        buf[start..MAX_HEADER].copy_from_slice(&header[..size]);
+        let frame = Bytes::from(buf).slice(start..);
+        Self {
+            time: point.time,
+            frame,
+            object: object_start - start..object_end - start,
+        }
+    }
+
+    /// The point's JSON object (`{"assetName":…,"time":…,"assetId":…,"value":…}`).
+    pub fn object(&self) -> &[u8] {
+        &self.frame[self.object.clone()]
+    }
+}
+
+/// The `asset_history` frame of `points` (ascending), copied from their objects.
+pub fn history_frame<'a>(points: impl Iterator<Item = &'a PointBytes> + Clone) -> Bytes {
+    let objects: usize = points.clone().map(|p| p.object.len() + 1).sum();
+    let payload =
+        HISTORY_FRAME_PREFIX.len() + objects.saturating_sub(1) + HISTORY_FRAME_SUFFIX.len();
+    let (header, size) = header(payload);
+    let mut frame = Vec::with_capacity(size + payload);
+    frame.extend_from_slice(&header[..size]);
+    frame.extend_from_slice(HISTORY_FRAME_PREFIX.as_bytes());
+    for (i, point) in points.enumerate() {
+        if i > 0 {
+            frame.push(b',');
+        }
+        frame.extend_from_slice(point.object());
+    }
+    frame.extend_from_slice(HISTORY_FRAME_SUFFIX.as_bytes());
+    Bytes::from(frame)
+}
+
+/// The payload of an encoded server frame (tests read frames as JSON).
+#[cfg(test)]
+pub(crate) fn payload(frame: &[u8]) -> &[u8] {
+    assert_eq!(frame[0], FIN_TEXT, "one unfragmented text frame");
+    let (len, start) = match frame[1] {
+        126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+        127 => {
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&frame[2..10]);
+            (u64::from_be_bytes(len) as usize, 10)
+        }
+        len => (len as usize, 2),
+    };
+    assert_eq!(
+        frame.len(),
+        start + len,
+        "the header gives the payload length"
+    );
+    &frame[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use ratecast_core::{
+        AssetId,
+        protocol::{history_frame as json_history, point_frame},
+    };
+
+    use super::*;
+
+    fn point(time: i64, value: f64) -> Point {
+        Point {
+            asset_id: AssetId(1),
+            asset_name: "EURUSD".into(),
+            time,
+            value,
+        }
+    }
+
+    #[test]
+    fn headers_use_the_shortest_length_encoding() {
+        for (len, size) in [
+            (0, 2),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+            (200_000, 10),
+        ] {
+            let frame = text_frame(&vec![b'x'; len]);
+            assert_eq!(frame.len(), len + size, "{len}");
+            assert_eq!(payload(&frame).len(), len);
+        }
+    }
+
+    #[test]
+    fn an_encoded_point_is_the_point_frame_and_holds_its_object() {
+        let p = point(1_700_000_000, 1.091185);
+        let encoded = PointBytes::encode(&p);
+        assert_eq!(payload(&encoded.frame), point_frame(&p).as_bytes());
+        assert_eq!(
+            encoded.object(),
+            br#"{"assetName":"EURUSD","time":1700000000,"assetId":1,"value":1.091185}"#
+        );
+        assert_eq!(encoded.time, 1_700_000_000);
+    }
+
+    #[test]
+    fn a_history_built_from_encoded_points_equals_the_serialized_one() {
+        let asset = "EURUSD".parse::<ratecast_core::AssetList>().expect("list");
+        let asset = asset.get(AssetId(1)).expect("asset");
+        for n in [0, 1, 2, 1800] {
+            let points: Vec<PointBytes> = (0..n)
+                .map(|t| PointBytes::encode(&point(1_700_000_000 + t, 1.0 + t as f64 / 1e5)))
+                .collect();
+            let pairs = (0..n).map(|t| (1_700_000_000 + t, 1.0 + t as f64 / 1e5));
+            let frame = history_frame(points.iter());
+            assert_eq!(
+                payload(&frame),
+                json_history(asset, pairs).as_bytes(),
+                "{n} points"
+            );
+        }
+    }
+}
