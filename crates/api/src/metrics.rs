@@ -81,9 +81,9 @@ pub fn feed_resync(kind: &'static str) {
     counter!("ratecast_feed_resyncs_total", "kind" => kind).increment(1);
 }
 
-/// Gauges read from the hub at scrape time (expired points are dropped first, so
-/// a quiet asset's window size is current).
-pub fn record_hub(hub: &Hub) {
+/// Gauges read at scrape time: from the hub (expired points are dropped first,
+/// so a quiet asset's window size is current), and whether `/readyz` answers 200.
+pub fn record_hub(hub: &Hub, ready: bool) {
     hub.evict_expired(ratecast_core::time::unix_now_secs());
     let subscribers = hub.subscriber_counts();
     let windows = hub.window_sizes();
@@ -92,5 +92,5 @@ pub fn record_hub(hub: &Hub) {
         gauge!("ratecast_ws_subscriptions", "asset" => name.clone()).set(subscribers as f64);
         gauge!("ratecast_window_points", "asset" => name).set(window as f64);
     }
-    gauge!("ratecast_ready").set(if hub.is_ready() { 1.0 } else { 0.0 });
+    gauge!("ratecast_ready").set(if ready { 1.0 } else { 0.0 });
 }

@@ -93,8 +93,13 @@ impl Default for ServerConfig {
 struct AppState {
     /// What every session shares: the hub, the `history` queries, the limits.
     sessions_shared: Arc<session::Shared>,
-    /// Cancelled at shutdown; every session watches it and closes with 1001.
+    /// Cancelled when shutdown starts: from then on `/readyz` answers 503 and
+    /// upgrades are refused.
     shutdown: CancellationToken,
+    /// Cancelled right after `shutdown`: every session watches it and closes
+    /// with 1001. Two tokens, so the load balancer's view flips before any
+    /// client is told to go.
+    closing: CancellationToken,
     /// Every live session, so shutdown can wait for their close frames.
     sessions: TaskTracker,
     /// Sessions now open, for `max_connections`.
@@ -133,6 +138,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let sessions = TaskTracker::new();
+    let closing = CancellationToken::new();
     let state = web::Data::new(AppState {
         sessions_shared: Arc::new(session::Shared {
             hub,
@@ -144,6 +150,7 @@ pub async fn serve(
             config: config.session.clone(),
         }),
         shutdown: shutdown.clone(),
+        closing: closing.clone(),
         sessions: sessions.clone(),
         open: Arc::default(),
         max_connections: config.max_connections,
@@ -157,7 +164,9 @@ pub async fn serve(
         served = &mut server => return served,
         () = shutdown.cancelled() => {}
     }
+    // `shutdown` already flipped /readyz and refuses upgrades; now close clients.
     info!("shutting down: closing websocket sessions");
+    closing.cancel();
     sessions.close();
     // Sessions get the budget minus the second actix takes to stop afterwards.
     let session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
@@ -247,7 +256,7 @@ async fn index(
     let response = response
         .map_body(|_, control| outbound.body(control))
         .map_into_boxed_body();
-    let task = run_session(shared, session, outbound, stream, state.shutdown.clone());
+    let task = run_session(shared, session, outbound, stream, state.closing.clone());
     actix_web::rt::spawn(state.sessions.track_future(async move {
         task.await;
         drop(slot);
@@ -279,24 +288,39 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    crate::metrics::record_hub(&state.sessions_shared.hub);
+    crate::metrics::record_hub(&state.sessions_shared.hub, readiness(&state).is_ok());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(ratecast_process::metrics::prometheus().render())
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (mut response, mut body) = if state.sessions_shared.hub.is_ready() {
-        (HttpResponse::Ok(), "ready\n".to_owned())
-    } else {
-        (
+    let (mut response, mut body) = match readiness(&state) {
+        Ok(()) => (HttpResponse::Ok(), "ready\n".to_owned()),
+        Err(why) => (
             HttpResponse::ServiceUnavailable(),
-            "not ready: history window not loaded or live feed down\n".to_owned(),
-        )
+            format!("not ready: {why}\n"),
+        ),
     };
     if let Some(detail) = &state.readiness_detail {
         body.push_str(&(detail.0)());
         body.push('\n');
     }
     response.content_type(ContentType::plaintext()).body(body)
+}
+
+/// Whether this replica can serve a subscriber correctly now, or why not: it is
+/// not shutting down, its window is loaded and its live feed is following.
+/// Points need not arrive: a fetcher outage does not make the API unready.
+fn readiness(state: &AppState) -> Result<(), &'static str> {
+    let hub = &state.sessions_shared.hub;
+    if state.shutdown.is_cancelled() {
+        Err("shutting down")
+    } else if !hub.has_loaded() {
+        Err("history window not loaded yet")
+    } else if !hub.is_ready() {
+        Err("live feed interrupted; resuming")
+    } else {
+        Ok(())
+    }
 }
