@@ -36,6 +36,9 @@ pub struct InsertReport {
     pub queued: usize,
     /// Older points a full buffering sink dropped to make room for these.
     pub dropped: usize,
+    /// Points the store refused for good (e.g. MongoDB document validation): never
+    /// stored, never retried. The store logs why; the writer only counts them.
+    pub rejected: usize,
 }
 
 /// The write side, held by the fetcher.

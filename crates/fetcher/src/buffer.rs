@@ -5,6 +5,12 @@
 //! writes batches in arrival order and, when the store fails, keeps them and
 //! retries with backoff. The queue is bounded: when full, the oldest point is
 //! dropped and counted, since the newest data matters most to live subscribers.
+//!
+//! One bad point never holds the queue: points the store refuses for good come
+//! back as `InsertReport::rejected` (the store says why in its log) and are
+//! dropped with the rest of their batch, counted; a point of an asset the store
+//! does not know is dropped with every queued point of that asset, counted and
+//! logged. Only failures of the whole write are retried.
 
 use std::{
     collections::VecDeque,
@@ -12,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use ratecast_core::{InsertReport, Point, PointSink, StoreError, retry::Backoff};
+use ratecast_core::{AssetId, InsertReport, Point, PointSink, StoreError, retry::Backoff};
 use ratecast_process::ErrorChain;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -176,7 +182,14 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
         if batch.is_empty() {
             return Ok(());
         }
-        let report = store.insert(&batch).await?;
+        let report = match store.insert(&batch).await {
+            Ok(report) => report,
+            Err(StoreError::UnknownAsset(asset)) => {
+                drop_asset(shared, asset);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         metrics::stored(&report);
         let mut queue = shared.lock();
         // Points dropped from the front meanwhile were part of this batch.
@@ -191,9 +204,28 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
     }
 }
 
+/// Drops every queued point of `asset`, which the store does not know: retrying
+/// them could only fail again, and would hold every point behind them.
+fn drop_asset(shared: &Shared, asset: AssetId) {
+    let dropped = {
+        let mut queue = shared.lock();
+        let before = queue.points.len();
+        queue.points.retain(|p| p.asset_id != asset);
+        before - queue.points.len()
+    };
+    metrics::stored(&InsertReport {
+        rejected: dropped,
+        ..InsertReport::default()
+    });
+    warn!(
+        asset = asset.0,
+        dropped, "the store does not know this asset id; its queued points are dropped"
+    );
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
 
@@ -213,6 +245,35 @@ mod tests {
             }
             self.inner.insert(points).await
         }
+    }
+
+    /// A store that refuses points with a negative value for good, as MongoDB
+    /// does with a document validator, and counts its insert calls.
+    #[derive(Clone)]
+    struct Refusing {
+        inner: MemoryStore,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl PointSink for Refusing {
+        async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let good: Vec<Point> = points.iter().filter(|p| p.value > 0.0).cloned().collect();
+            let mut report = self.inner.insert(&good).await?;
+            report.rejected = points.len() - good.len();
+            Ok(report)
+        }
+    }
+
+    /// Waits (in paused time) until the flusher has emptied `sink`.
+    async fn drained(sink: &BufferedSink) {
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while !sink.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the buffer drains");
     }
 
     fn point(time: i64) -> Point {
@@ -297,6 +358,54 @@ mod tests {
             stored_times(&store.inner).await,
             (51..=150).collect::<Vec<_>>()
         );
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_point_the_store_refuses_for_good_is_dropped_and_never_retried() {
+        let store = Refusing {
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            calls: Arc::new(AtomicUsize::new(0)),
+        };
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 100, &tasks, shutdown.clone());
+        let bad = Point {
+            value: -1.0,
+            ..point(2)
+        };
+        sink.insert(&[point(1), bad, point(3)])
+            .await
+            .expect("insert never fails");
+        drained(&sink).await;
+        assert_eq!(stored_times(&store.inner).await, vec![1, 3]);
+        assert_eq!(store.calls.load(Ordering::SeqCst), 1, "one write, no retry");
+        sink.insert(&[point(4)]).await.expect("insert");
+        drained(&sink).await;
+        assert_eq!(stored_times(&store.inner).await, vec![1, 3, 4]);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn points_of_an_asset_the_store_does_not_know_are_dropped_and_the_rest_stored() {
+        let store = MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS);
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 100, &tasks, shutdown.clone());
+        let unknown = |time| Point {
+            asset_id: AssetId(9),
+            asset_name: "XAUUSD".into(),
+            ..point(time)
+        };
+        sink.insert(&[point(1), unknown(1), point(2), unknown(2), point(3)])
+            .await
+            .expect("insert never fails");
+        drained(&sink).await;
+        assert_eq!(stored_times(&store).await, vec![1, 2, 3]);
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;

@@ -14,6 +14,7 @@ pub const FETCH_FAILURES: &str = "ratecast_upstream_failures_total";
 pub const QUOTES_SKIPPED: &str = "ratecast_quotes_skipped_total";
 pub const POINTS_STORED: &str = "ratecast_points_stored_total";
 pub const DUPLICATES: &str = "ratecast_points_duplicate_total";
+pub const REJECTED: &str = "ratecast_points_rejected_total";
 pub const STORE_FAILURES: &str = "ratecast_store_failures_total";
 pub const BUFFER_POINTS: &str = "ratecast_buffer_points";
 pub const BUFFER_DROPPED: &str = "ratecast_buffer_dropped_total";
@@ -43,10 +44,12 @@ pub fn quote_skipped(kind: &'static str) {
     counter!(QUOTES_SKIPPED, "kind" => kind).increment(1);
 }
 
-/// A write reached the store: what it stored and what the store already held.
+/// A write reached the store: what it stored, what the store already held and
+/// what it refused for good (dropped, never retried).
 pub fn stored(report: &InsertReport) {
     counter!(POINTS_STORED).increment(report.inserted as u64);
     counter!(DUPLICATES).increment(report.duplicates as u64);
+    counter!(REJECTED).increment(report.rejected as u64);
 }
 
 /// A write to the store failed.

@@ -1,20 +1,32 @@
-//! Every BSON document the Mongo store sends: point and asset documents, filters,
-//! sorts, index specifications and the change-stream pipeline.
+//! Every BSON document and driver option the Mongo store sends: point and asset
+//! documents, filters, sorts, index specifications, the change-stream pipeline, and
+//! the options of the window read, the history read, the stream's start and the
+//! sessions they run in.
 //!
 //! They are built here, in plain functions, so unit tests can assert their exact
-//! shape without a server; the store only sends what these functions return.
+//! shape without a server; the store only sends what these functions return. What
+//! the store does with them (the order of the calls) is in `lib.rs` and `start.rs`.
 
 use std::time::Duration;
 
 use mongodb::{
     IndexModel,
-    bson::{Bson, DateTime, Document, doc},
-    options::IndexOptions,
+    bson::{Bson, DateTime, Document, Timestamp, doc},
+    options::{ChangeStreamOptions, FindOptions, IndexOptions, ReadConcern, SessionOptions},
 };
 use ratecast_core::{Asset, AssetId, Point};
 
 pub const POINTS: &str = "points";
 pub const ASSETS: &str = "assets";
+
+/// The server-side limit of one `history` read (`maxTimeMS`). The API wraps its own
+/// 5 s deadline around store calls; the server gives up first, so an abandoned
+/// query does not keep running there.
+pub const HISTORY_MAX_TIME: Duration = Duration::from_secs(4);
+/// The server-side limit of the window read of `follow` (every tracked asset's
+/// last 30 minutes), far below the 300 s a snapshot read may last
+/// (`minSnapshotHistoryWindowInSeconds`).
+pub const WINDOW_MAX_TIME: Duration = Duration::from_secs(30);
 
 /// `{_id: {a, t}, assetId, assetName, time, value, at}`: `_id` makes (asset,
 /// time) unique, `at` (the point's time as a Date) drives the TTL index.
@@ -89,6 +101,68 @@ pub fn window_sort() -> Document {
 /// Ascending by time.
 pub fn history_sort() -> Document {
     doc! { "time": 1 }
+}
+
+/// The `history` read: ascending by time, stopped by the server after
+/// [`HISTORY_MAX_TIME`] (code 50, a transient error). The read concern is the
+/// collection's (majority).
+pub fn history_find_options() -> FindOptions {
+    FindOptions::builder()
+        .sort(history_sort())
+        .max_time(HISTORY_MAX_TIME)
+        .build()
+}
+
+/// The session of the window read: a snapshot session, so every read in it
+/// (the `find` and its `getMore`s) sees one majority-committed point in time and
+/// the session learns that time (`atClusterTime`) from the first reply.
+/// Snapshot and causal consistency are mutually exclusive; the latter stays unset.
+pub fn snapshot_session_options() -> SessionOptions {
+    SessionOptions::builder().snapshot(true).build()
+}
+
+/// The window read in the snapshot session. The read concern is set on the read
+/// itself: `points` carries `majority`, and the driver keeps a read concern that
+/// is already there, so without this the `find` would go out as a majority read,
+/// the reply would carry no `atClusterTime` and there would be no time to start
+/// the stream at.
+pub fn snapshot_window_find_options() -> FindOptions {
+    FindOptions::builder()
+        .sort(window_sort())
+        .read_concern(ReadConcern::snapshot())
+        .max_time(WINDOW_MAX_TIME)
+        .build()
+}
+
+/// The session of the fallback start (a server that reports no snapshot time):
+/// causally consistent, so the driver sends the window read with
+/// `afterClusterTime` = the operation time of the session's previous command.
+pub fn causal_session_options() -> SessionOptions {
+    SessionOptions::builder().causal_consistency(true).build()
+}
+
+/// The window read in the causal session: at majority, which with
+/// `afterClusterTime` waits until the majority-committed snapshot has reached
+/// that time.
+pub fn causal_window_find_options() -> FindOptions {
+    FindOptions::builder()
+        .sort(window_sort())
+        .read_concern(ReadConcern::majority())
+        .max_time(WINDOW_MAX_TIME)
+        .build()
+}
+
+/// The command whose reply's `operationTime` is the fallback start time.
+pub fn ping_command() -> Document {
+    doc! { "ping": 1 }
+}
+
+/// A new change stream that returns every change at or after `start` (the body of
+/// its `$changeStream` stage is exactly `{startAtOperationTime: start}`).
+pub fn stream_start_options(start: Timestamp) -> ChangeStreamOptions {
+    ChangeStreamOptions::builder()
+        .start_at_operation_time(start)
+        .build()
 }
 
 /// Serves [`history_filter`] with [`history_sort`]: equality on the asset, range
@@ -237,6 +311,63 @@ mod tests {
         assert_eq!(
             ttl_update_command(Duration::from_secs(3600)),
             doc! { "collMod": "points", "index": { "keyPattern": { "at": 1 }, "expireAfterSeconds": 3600_i64 } }
+        );
+    }
+
+    #[test]
+    fn the_history_read_is_sorted_by_time_and_limited_to_four_seconds_on_the_server() {
+        let options = history_find_options();
+        assert_eq!(HISTORY_MAX_TIME, Duration::from_secs(4));
+        assert_eq!(options.read_concern, None, "the collection's majority");
+        assert_eq!(
+            to_document(&options).expect("serializes"),
+            doc! { "maxTimeMS": 4000_i32, "sort": { "time": 1 } }
+        );
+    }
+
+    #[test]
+    fn the_window_read_is_a_snapshot_read_limited_on_the_server() {
+        let session = snapshot_session_options();
+        assert_eq!(session.snapshot, Some(true));
+        assert_eq!(session.causal_consistency, None, "exclusive with snapshot");
+        assert_eq!(session.snapshot_time, None, "the server picks the time");
+        let find = snapshot_window_find_options();
+        assert_eq!(find.read_concern, Some(ReadConcern::snapshot()));
+        assert_eq!(
+            find.max_await_time, None,
+            "a getMore of a plain cursor takes none"
+        );
+        assert_eq!(
+            to_document(&find).expect("serializes"),
+            doc! { "maxTimeMS": 30_000_i32, "sort": { "assetId": 1, "time": 1 } }
+        );
+    }
+
+    #[test]
+    fn the_fallback_window_read_is_a_causal_majority_read_after_a_ping() {
+        let session = causal_session_options();
+        assert_eq!(
+            (session.causal_consistency, session.snapshot),
+            (Some(true), None)
+        );
+        let find = causal_window_find_options();
+        assert_eq!(find.read_concern, Some(ReadConcern::majority()));
+        assert_eq!(
+            to_document(&find).expect("serializes"),
+            doc! { "maxTimeMS": 30_000_i32, "sort": { "assetId": 1, "time": 1 } }
+        );
+        assert_eq!(ping_command(), doc! { "ping": 1 });
+    }
+
+    #[test]
+    fn the_stream_starts_exactly_at_the_given_time_and_nothing_else() {
+        let start = Timestamp {
+            time: 1_700_000_000,
+            increment: 7,
+        };
+        assert_eq!(
+            to_document(&stream_start_options(start)).expect("serializes"),
+            doc! { "startAtOperationTime": start }
         );
     }
 

@@ -4,10 +4,12 @@
 //! The resume token is kept after every event and every empty batch (the
 //! post-batch token), so a resume never replays more than the last batch. A
 //! resumable error ends the current call with [`FeedError::Interrupted`]; the next
-//! call waits a backoff and reopens from the token. A token that left the oplog
-//! (286, 260, 280) ends the feed with [`FeedError::Reset`] and the reader reloads its
-//! window: duplicates and reordering are impossible either way, since the reader
-//! refuses points it already holds.
+//! call waits a backoff and reopens from the token. The backoff starts over after
+//! every successful (re)open, so one incident's delays never carry into the next.
+//! A token that left the oplog (286, 260, 280) ends the feed with
+//! [`FeedError::Reset`] and the reader reloads its window: duplicates and
+//! reordering are impossible either way, since the reader refuses points it
+//! already holds.
 
 use std::collections::HashSet;
 
@@ -19,7 +21,7 @@ use ratecast_core::{LiveFeed, Point, StoreError, retry::Backoff, store::FeedErro
 use tracing::{info, warn};
 
 use crate::{
-    MongoStore,
+    MongoStore, StreamStart,
     documents::parse_point,
     errors::{StreamAction, classify_stream_error, store_error},
 };
@@ -33,8 +35,30 @@ pub struct MongoFeed {
     /// Points the snapshot already held; each is dropped once if the stream
     /// repeats it (it can only overlap the snapshot at the very start).
     held: HashSet<(u32, i64)>,
-    /// Paces reopen attempts; reset when an event arrives.
+    /// Paces reopen attempts while they fail.
+    reopen: Reopen,
+    /// How the follow that created this feed chose the stream's start.
+    start: StreamStart,
+}
+
+/// The pacing of reopen attempts: a backoff that grows while reopening fails and
+/// starts over once a stream is open again.
+#[derive(Debug, Default)]
+struct Reopen {
     backoff: Backoff,
+}
+
+impl Reopen {
+    /// How long to wait before the next reopen attempt (counted as a failure
+    /// until [`opened`](Self::opened) says otherwise).
+    fn delay(&mut self) -> std::time::Duration {
+        self.backoff.next_delay()
+    }
+
+    /// A stream is open again: the next incident starts from the first delay.
+    fn opened(&mut self) {
+        self.backoff.reset();
+    }
 }
 
 impl MongoFeed {
@@ -42,14 +66,22 @@ impl MongoFeed {
         store: MongoStore,
         stream: ChangeStream<ChangeStreamEvent<Document>>,
         held: HashSet<(u32, i64)>,
+        start: StreamStart,
     ) -> Self {
         Self {
             token: stream.resume_token(),
             store,
             stream: Some(stream),
             held,
-            backoff: Backoff::new(),
+            reopen: Reopen::default(),
+            start,
         }
+    }
+
+    /// How the stream's start was chosen (a snapshot time on MongoDB 5.0 and
+    /// later); the integration tests check it.
+    pub fn start(&self) -> StreamStart {
+        self.start
     }
 
     fn fail(&mut self, error: mongodb::error::Error) -> FeedError {
@@ -89,10 +121,11 @@ impl LiveFeed for MongoFeed {
                         "no resume token to continue from".into(),
                     )));
                 };
-                tokio::time::sleep(self.backoff.next_delay()).await;
+                tokio::time::sleep(self.reopen.delay()).await;
                 match self.store.resume_stream(token).await {
                     Ok(stream) => {
                         info!("change stream resumed from its last token");
+                        self.reopen.opened();
                         self.stream = Some(stream);
                         continue;
                     }
@@ -101,7 +134,6 @@ impl LiveFeed for MongoFeed {
             };
             match stream.next_if_any().await {
                 Ok(Some(event)) => {
-                    self.backoff.reset();
                     // Never replace a good token with none.
                     if let Some(token) = stream.resume_token() {
                         self.token = Some(token);
@@ -121,5 +153,34 @@ impl LiveFeed for MongoFeed {
                 Err(error) => return Err(self.fail(error)),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ratecast_core::retry::{FIRST_DELAY, MAX_DELAY};
+
+    use super::*;
+
+    #[test]
+    fn reopen_delays_grow_while_reopening_fails() {
+        let mut reopen = Reopen::default();
+        let delays: Vec<u128> = (0..4).map(|_| reopen.delay().as_millis()).collect();
+        assert_eq!(delays, vec![100, 200, 400, 800]);
+    }
+
+    #[test]
+    fn a_successful_reopen_starts_the_next_incident_from_the_first_delay() {
+        let mut reopen = Reopen::default();
+        for _ in 0..20 {
+            reopen.delay();
+        }
+        assert_eq!(reopen.delay(), MAX_DELAY);
+        reopen.opened();
+        assert_eq!(
+            reopen.delay(),
+            FIRST_DELAY,
+            "no event has arrived yet; the open alone resets the pacing"
+        );
     }
 }

@@ -1,21 +1,25 @@
 //! ratecast-mongo: the MongoDB store of the multi-process deployment.
 //!
-//! The fetcher writes points with `insert_many(ordered: false)` (duplicates from a
-//! second fetcher are success); every API process follows `points` with ONE change
-//! stream. Start-up is gapless: the window is read at majority in a session and the
-//! stream starts at that read's operation time. The stream resumes from its last
-//! token after transient errors and the window is reloaded when the token left the
-//! oplog. Connecting, indexes and the asset list are in [`setup`]; every query
-//! document in [`documents`]; error classification in [`errors`]; the live feed in
-//! [`feed`]. `points` is a regular collection: change streams do not work on
-//! time-series ones.
+//! The fetcher writes points with `insert_many(ordered: false)`: duplicates from a
+//! second fetcher are success, a document the server refuses for good is counted
+//! and dropped, anything transient fails the batch so the writer retries it. Every
+//! API process follows `points` with ONE change stream, started without a gap at
+//! the time of a snapshot read of the window ([`start`] argues why). The stream
+//! resumes from its last token after transient errors and the window is reloaded
+//! when the token left the oplog. Connecting, indexes and the asset list are in
+//! [`setup`]; every query document and driver option in [`documents`]; error
+//! classification in [`errors`]; throttled logging of refused points in
+//! [`rejections`]; the live feed in [`feed`]. `points` is a regular collection:
+//! change streams do not work on time-series ones.
 
 pub mod documents;
 pub mod errors;
 pub mod feed;
+pub mod rejections;
 pub mod setup;
+pub mod start;
 
-use std::{collections::HashSet, sync::Arc};
+use std::{collections::HashSet, sync::Arc, sync::Mutex, time::Instant};
 
 use futures_util::TryStreamExt;
 use mongodb::{
@@ -33,9 +37,12 @@ use tracing::warn;
 use crate::{
     errors::{classify_insert_error, store_error},
     feed::MongoFeed,
+    rejections::RejectionLog,
 };
 
+pub use documents::HISTORY_MAX_TIME;
 pub use setup::{DEFAULT_RETENTION, SetupError};
+pub use start::StreamStart;
 
 /// The MongoDB store. Clones share one client (and its connection pool).
 ///
@@ -57,10 +64,13 @@ struct Inner {
     /// The client and its collections, created by the first operation that
     /// succeeds in creating them.
     connection: OnceCell<Connection>,
+    /// Points the server refused for good are logged through this, so a validator
+    /// that refuses one asset's every point writes a line a minute, not a second.
+    rejections: Mutex<RejectionLog>,
 }
 
 struct Connection {
-    /// For the session that ties the window read to the stream's start.
+    /// For the sessions that tie the window read to the stream's start.
     client: Client,
     db: Database,
     /// Majority read and write concern: a point is acknowledged once it survives
@@ -134,8 +144,33 @@ impl PointSink for MongoStore {
                 inserted: result.inserted_ids.len(),
                 ..InsertReport::default()
             }),
-            Err(error) => classify_insert_error(error, points.len()),
+            Err(error) => {
+                let outcome = classify_insert_error(error, points.len())?;
+                if let Some(rejection) = &outcome.rejection {
+                    self.log_rejection(outcome.report.rejected, rejection, points);
+                }
+                Ok(outcome.report)
+            }
         }
+    }
+}
+
+impl MongoStore {
+    /// Logs refused points, at most one line a minute (see [`RejectionLog`]).
+    fn log_rejection(&self, count: usize, rejection: &errors::Rejection, points: &[Point]) {
+        let report =
+            ratecast_core::sync::lock(&self.inner.rejections).record(count as u64, Instant::now());
+        let Some(rejected) = report else { return };
+        let point = points.get(rejection.index);
+        warn!(
+            rejected,
+            code = rejection.code,
+            code_name = %rejection.code_name,
+            reason = %rejection.message,
+            asset = point.map(|p| p.asset_name.as_ref()),
+            time = point.map(|p| p.time),
+            "MongoDB refused points for good (e.g. document validation); they are dropped"
+        );
     }
 }
 
@@ -153,7 +188,7 @@ impl PointStore for MongoStore {
             .map_err(store_error)?
             .points
             .find(documents::history_filter(asset, from, to))
-            .sort(documents::history_sort())
+            .with_options(documents::history_find_options())
             .await
             .map_err(store_error)?
             .try_collect()
@@ -162,48 +197,30 @@ impl PointStore for MongoStore {
         Ok(parse_points(&documents))
     }
 
+    /// The window since `since` and the stream that continues it without a gap:
+    /// [`start::read_window`] reads the window and picks the start time `S` (the
+    /// argument, with the server documentation, is there); the stream is then
+    /// opened at `S`, without the read's session (a change stream needs majority
+    /// or no read concern, not `snapshot`). What both hold is dropped once by the
+    /// feed. Every failure ends this follow; the caller follows again from the
+    /// top (the API does, with backoff). Transient ones (network, an election, 239
+    /// SnapshotTooOld, 246 SnapshotUnavailable) are [`StoreError::Unavailable`].
     async fn follow(&self, since: i64) -> Result<SnapshotFeed<MongoFeed>, StoreError> {
-        // The window is read at majority in a session; the stream then starts at
-        // that read's operation time (inclusive). Every point is in the window,
-        // the stream or both, never in neither; the feed drops the overlap.
         let connection = self.connection().await.map_err(store_error)?;
-        let mut session = connection
-            .client
-            .start_session()
-            .await
-            .map_err(store_error)?;
         let ids: Vec<AssetId> = self.inner.assets.iter().map(|a| a.id).collect();
-        let mut cursor = connection
-            .points
-            .find(documents::window_filter(&ids, since))
-            .sort(documents::window_sort())
-            .session(&mut session)
-            .await
-            .map_err(store_error)?;
-        let documents: Vec<Document> = cursor
-            .stream(&mut session)
-            .try_collect()
-            .await
-            .map_err(store_error)?;
-        let Some(start) = session.operation_time() else {
-            return Err(StoreError::Other(
-                "the server reported no operation time for the window read; \
-                 a gapless change stream cannot be started"
-                    .into(),
-            ));
-        };
+        let (documents, start) = start::read_window(connection, &ids, since).await?;
         let stream = connection
             .points
             .watch()
             .pipeline(documents::change_stream_pipeline())
-            .start_at_operation_time(start)
+            .with_options(documents::stream_start_options(start.time()))
             .await
             .map_err(store_error)?;
         let snapshot = parse_points(&documents);
         let held: HashSet<(u32, i64)> = snapshot.iter().map(|p| (p.asset_id.0, p.time)).collect();
         Ok(SnapshotFeed {
             snapshot,
-            feed: MongoFeed::new(self.clone(), stream, held),
+            feed: MongoFeed::new(self.clone(), stream, held, start),
         })
     }
 }

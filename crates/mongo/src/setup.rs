@@ -6,7 +6,10 @@
 //! failure is worth retrying is [`SetupError::is_transient`]; the retry loop itself
 //! is the services' (`ratecast_process::retry`).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use futures_util::TryStreamExt;
 use mongodb::{
@@ -26,6 +29,7 @@ use crate::{
     Connection, Inner, MongoStore,
     documents::{self, ASSETS, POINTS},
     errors::{self, server_code, store_error},
+    rejections::RejectionLog,
 };
 
 /// Default retention of points (the TTL index), 7 days.
@@ -118,6 +122,7 @@ impl MongoStore {
                 database: database.to_owned(),
                 assets,
                 connection: OnceCell::new(),
+                rejections: Mutex::new(RejectionLog::new()),
             }),
         })
     }
