@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
 use ratecast_fetcher::{
-    FetchError, HttpSource, HttpSourceConfig, Poller, RateSource, UpstreamHealth,
+    FetchError, HttpSource, HttpSourceConfig, Poller, QuoteError, RateSource, UpstreamHealth,
 };
 use ratecast_testkit::{FakeUpstream, Reply, WAIT, rates_body};
 use tokio_util::sync::CancellationToken;
@@ -146,4 +146,54 @@ async fn the_upstream_client_refuses_oversized_bodies_and_gives_up_on_a_hanging_
     upstream.set(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")])));
     let quotes = source.fetch().await.expect("the next request works");
     assert_eq!(quotes.get("EURUSD"), Ok(1.15));
+}
+
+/// One quote with a bare `NaN`, `Infinity` or `1e400` (a JSON writer's answer to a
+/// non-finite value) costs that asset its second, not every asset.
+#[tokio::test]
+async fn a_bare_non_finite_number_in_one_quote_skips_only_that_asset() {
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/upstream/emcont-non-finite.txt"
+    ))
+    .expect("the fixture");
+    let upstream = FakeUpstream::start(Reply::Body(body)).await;
+    let assets: ratecast_core::AssetList = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD"
+        .parse()
+        .expect("assets");
+    let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
+    let source = HttpSource::new(
+        upstream.url().parse().expect("url"),
+        HttpSourceConfig::default(),
+    )
+    .expect("client");
+    let mut poller = Poller::new(source, store.clone(), assets);
+    let report = poller.poll_once(1_700_000_000).await;
+    assert!(report.fetch_error.is_none(), "{:?}", report.fetch_error);
+    let skipped: Vec<(u32, &str)> = report
+        .skipped
+        .iter()
+        .map(|(asset, error)| (asset.0, error.kind()))
+        .collect();
+    assert_eq!(
+        skipped,
+        vec![
+            (2, "not_numeric"),
+            (3, "not_numeric"),
+            (4, "not_numeric"),
+            (5, "not_numeric")
+        ]
+    );
+    assert!(matches!(
+        &report.skipped[0].1,
+        QuoteError::NotNumeric { field: "Bid", raw } if raw == "\"NaN\""
+    ));
+    let eurusd = store
+        .history(AssetId(1), 0, i64::MAX)
+        .await
+        .expect("history");
+    assert_eq!(
+        eurusd.iter().map(|p| (p.time, p.value)).collect::<Vec<_>>(),
+        vec![(1_700_000_000, 1.08518)]
+    );
 }
