@@ -2,7 +2,8 @@
 //!
 //! It follows the store from the start of the history window, applies the
 //! snapshot, marks the hub ready and then applies every live point. An interrupted
-//! feed marks the hub not ready until it delivers again; a feed that lags, must
+//! feed marks the hub not ready until it reports that it follows the store again
+//! (no point needs to arrive: a quiet fetcher is not an unready API); a feed that lags, must
 //! restart or breaks is followed again, after a backoff when it keeps failing. The
 //! hub refuses points it already has, so a resync never shows a subscriber a
 //! duplicate or an out-of-order point. Expired points leave the window as points
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use ratecast_core::{
     LiveFeed, PointStore,
     retry::Backoff,
-    store::FeedError,
+    store::{FeedError, FeedEvent},
     time::{history_cutoff, unix_now_secs},
 };
 use ratecast_process::ErrorChain;
@@ -68,13 +69,15 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 next = follow.feed.next() => next,
             };
             match next {
-                Ok(point) => {
-                    backoff.reset();
-                    delivered = true;
+                Ok(FeedEvent::Resumed) => {
                     if !hub.is_ready() {
-                        info!("live feed resumed");
+                        info!("live feed follows the store again");
                         hub.set_ready(true);
                     }
+                }
+                Ok(FeedEvent::Point(point)) => {
+                    backoff.reset();
+                    delivered = true;
                     let now = ratecast_core::time::unix_now();
                     let applied = hub.apply(&point, unix_now_secs());
                     crate::metrics::feed_point(

@@ -1,5 +1,6 @@
 //! The API at its edges, over real sockets: clients that flood `history` and read
-//! nothing, a store that never answers, long ranges answered page by page.
+//! nothing, a store that never answers, long ranges answered page by page,
+//! readiness through shutdown and feed interruptions.
 
 use std::{
     future::Future,
@@ -12,8 +13,11 @@ use std::{
 
 use ratecast_api::{ServerConfig, SessionConfig};
 use ratecast_core::{
-    Asset, AssetId, AssetList, MemoryStore, Point, PointSink, PointStore, SnapshotFeed, StoreError,
-    memory::DEFAULT_RETENTION_SECS, time::unix_now_secs,
+    Asset, AssetId, AssetList, LiveFeed, MemoryStore, Point, PointSink, PointStore, SnapshotFeed,
+    StoreError,
+    memory::DEFAULT_RETENTION_SECS,
+    store::{FeedError, FeedEvent},
+    time::unix_now_secs,
 };
 use ratecast_testkit::{ApiServer, Client, WAIT, point, wait_ready};
 use serde_json::Value;
@@ -78,7 +82,7 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
     }
     // What a hostile client was sent: pages of at most an hour while its queue
     // had room, then refusals; one answer per request.
-    let (mut pages, mut refused) = (0, 0);
+    let (mut pages, mut refused, mut busy) = (0, 0, 0);
     let client = &mut hostile[0];
     let drained = tokio::time::timeout(WAIT, async {
         loop {
@@ -92,13 +96,15 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
                             assert_eq!(message["next"], message["to"].as_i64().expect("to") + 1);
                             pages += 1;
                         }
-                        Some("error") => {
-                            assert_eq!(frame["message"]["code"], "backpressure", "{frame}");
-                            refused += 1;
-                        }
+                        Some("error") => match frame["message"]["code"].as_str() {
+                            Some("backpressure") => refused += 1,
+                            // A query still running when the next request came.
+                            Some("busy") => busy += 1,
+                            _ => panic!("unexpected {frame}"),
+                        },
                         _ => {}
                     }
-                    if pages + refused == 40 {
+                    if pages + refused + busy == 40 {
                         return;
                     }
                 }
@@ -108,7 +114,10 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
         }
     })
     .await;
-    assert!(drained.is_ok(), "{pages} pages and {refused} refusals");
+    assert!(
+        drained.is_ok(),
+        "{pages} pages, {refused} backpressure, {busy} busy"
+    );
     assert!(pages >= 1, "a page was sent");
     assert!(refused >= 1, "requests beyond the budget were refused");
 }
@@ -238,7 +247,7 @@ async fn while_a_history_query_hangs_points_pings_and_shutdown_keep_flowing() {
 }
 
 #[tokio::test]
-async fn a_store_that_does_not_answer_in_time_gives_unavailable_and_frees_the_connection_slot() {
+async fn a_store_that_does_not_answer_in_time_gives_unavailable_and_the_next_request_runs() {
     let server = start_hanging(ServerConfig {
         history_timeout: Duration::from_millis(200),
         ..ServerConfig::default()
@@ -365,4 +374,184 @@ async fn from_the_moment_shutdown_starts_readyz_and_upgrades_answer_503_while_cl
         .expect("the server stopped within its shutdown budget")
         .expect("task")
         .expect("clean stop");
+}
+
+/// A store whose live feed the test scripts: each event sent is what the next
+/// `next()` returns.
+struct ScriptedFeedStore {
+    inner: MemoryStore,
+    feed: std::sync::Mutex<Option<ScriptedFeed>>,
+}
+
+struct ScriptedFeed(tokio::sync::mpsc::Receiver<Result<FeedEvent, FeedError>>);
+
+impl LiveFeed for ScriptedFeed {
+    async fn next(&mut self) -> Result<FeedEvent, FeedError> {
+        match self.0.recv().await {
+            Some(event) => event,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl PointStore for ScriptedFeedStore {
+    type Feed = ScriptedFeed;
+
+    fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
+        self.inner.assets()
+    }
+
+    fn history(
+        &self,
+        asset: AssetId,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send {
+        self.inner.history(asset, from, to)
+    }
+
+    async fn follow(&self, _since: i64) -> Result<SnapshotFeed<ScriptedFeed>, StoreError> {
+        let feed = ratecast_core::sync::lock(&self.feed).take();
+        match feed {
+            Some(feed) => Ok(SnapshotFeed {
+                snapshot: Vec::new(),
+                feed,
+            }),
+            None => Err(StoreError::Other("followed twice".into())),
+        }
+    }
+}
+
+async fn readyz_until(addr: std::net::SocketAddr, status: u16) -> String {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let (got, body) = ratecast_testkit::http_get(addr, "/readyz").await;
+            if got == status {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("/readyz never answered {status}"))
+}
+
+/// The API over a [`ScriptedFeedStore`]; events sent go to its live feed.
+struct Scripted {
+    addr: std::net::SocketAddr,
+    events: tokio::sync::mpsc::Sender<Result<FeedEvent, FeedError>>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ratecast_api::ApiError>>,
+}
+
+async fn start_scripted() -> Scripted {
+    let assets: AssetList = ASSETS.parse().expect("assets");
+    let (events, rx) = tokio::sync::mpsc::channel(64);
+    let store = ScriptedFeedStore {
+        inner: MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS),
+        feed: std::sync::Mutex::new(Some(ScriptedFeed(rx))),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(ratecast_api::run(
+        listener,
+        assets,
+        store,
+        std::future::ready(Ok(())),
+        ServerConfig::default(),
+        shutdown.clone(),
+    ));
+    wait_ready(addr).await;
+    Scripted {
+        addr,
+        events,
+        shutdown,
+        task,
+    }
+}
+
+impl Scripted {
+    async fn feed(&self, point: Point) {
+        self.events
+            .send(Ok(FeedEvent::Point(point)))
+            .await
+            .expect("feed open");
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("task").expect("clean stop");
+    }
+}
+
+#[tokio::test]
+async fn a_late_point_enters_later_histories_but_not_the_live_stream_and_a_future_one_is_refused() {
+    let server = start_scripted().await;
+    let t = unix_now_secs() - 100;
+    server.feed(point(1, "EURUSD", t, 1.0)).await;
+    server.feed(point(1, "EURUSD", t + 2, 1.2)).await;
+    let mut live = Client::connect(server.addr).await;
+    let times = |points: &[Value]| -> Vec<i64> {
+        points
+            .iter()
+            .map(|p| p["time"].as_i64().expect("time"))
+            .collect()
+    };
+    tokio::time::timeout(WAIT, async {
+        while times(&live.subscribe(1).await) != vec![t, t + 2] {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the hub applied both points");
+    server.feed(point(1, "EURUSD", t + 1, 1.1)).await;
+    let future = unix_now_secs() + 3600;
+    server.feed(point(1, "EURUSD", future, 9.9)).await;
+    server.feed(point(1, "EURUSD", t + 3, 1.3)).await;
+    // Live: the next point after t + 2 is t + 3; the late and the future point never come.
+    assert_eq!(live.expect("point").await["time"], t + 3);
+    let mut later = Client::connect(server.addr).await;
+    assert_eq!(
+        times(&later.subscribe(1).await),
+        vec![t, t + 1, t + 2, t + 3]
+    );
+    let (_, scrape) = ratecast_testkit::http_get(server.addr, "/metrics").await;
+    for outcome in ["live", "late", "future"] {
+        let series = format!("ratecast_feed_points_total{{outcome=\"{outcome}\"}}");
+        assert!(scrape.contains(&series), "{series} missing:\n{scrape}");
+    }
+    // A real point still reaches subscribers after the future one was refused.
+    server.feed(point(1, "EURUSD", t + 4, 1.4)).await;
+    assert_eq!(live.expect("point").await["time"], t + 4);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_comes_back_when_the_feed_follows_the_store_again_without_waiting_for_a_point() {
+    let server = start_scripted().await;
+    let addr = server.addr;
+    assert_eq!(readyz_until(addr, 200).await, "ready\n");
+    // No point arrives at all (the fetcher is down): still ready.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ratecast_testkit::http_get(addr, "/readyz").await.0, 200);
+    let blip = StoreError::Unavailable("connection reset".into());
+    server
+        .events
+        .send(Err(FeedError::Interrupted(blip)))
+        .await
+        .expect("feed open");
+    assert_eq!(
+        readyz_until(addr, 503).await,
+        "not ready: live feed interrupted; resuming\n"
+    );
+    // Upgrades are still accepted meanwhile: the window is loaded.
+    Client::connect(addr).await.subscribe(1).await;
+    server
+        .events
+        .send(Ok(FeedEvent::Resumed))
+        .await
+        .expect("feed open");
+    assert_eq!(readyz_until(addr, 200).await, "ready\n");
+    server.stop().await;
 }

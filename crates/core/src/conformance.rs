@@ -12,7 +12,7 @@ use std::{collections::BTreeSet, time::Duration};
 use crate::{
     asset::{AssetId, AssetList},
     point::Point,
-    store::{LiveFeed, PointSink, PointStore},
+    store::{FeedEvent, LiveFeed, PointSink, PointStore},
     time::unix_now_secs,
 };
 
@@ -46,11 +46,18 @@ fn times(points: &[Point]) -> Vec<i64> {
     points.iter().map(|p| p.time).collect()
 }
 
+/// The feed's next point (a `Resumed` in between is not a point).
 async fn next_point<F: LiveFeed>(feed: &mut F) -> Point {
-    tokio::time::timeout(FEED_WAIT, feed.next())
-        .await
-        .expect("the feed delivers within the deadline")
-        .expect("the feed stays open")
+    tokio::time::timeout(FEED_WAIT, async {
+        loop {
+            match feed.next().await.expect("the feed stays open") {
+                FeedEvent::Point(point) => return point,
+                FeedEvent::Resumed => {}
+            }
+        }
+    })
+    .await
+    .expect("the feed delivers within the deadline")
 }
 
 pub async fn assets_are_listed_in_id_order<S: PointStore>(store: &S) {

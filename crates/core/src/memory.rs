@@ -16,7 +16,11 @@ use tokio::sync::broadcast;
 use crate::{
     asset::{Asset, AssetId, AssetList},
     point::Point,
-    store::{FeedError, InsertReport, LiveFeed, PointSink, PointStore, SnapshotFeed, StoreError},
+    store::{
+        FeedError, FeedEvent, InsertReport, LiveFeed, PointSink, PointStore, SnapshotFeed,
+        StoreError,
+    },
+    time::{MAX_FUTURE_SECS, unix_now_secs},
 };
 
 /// Default retention: one day of points per asset.
@@ -138,10 +142,15 @@ impl PointSink for MemoryStore {
             .collect::<Result<Vec<_>, _>>()?;
         let mut report = InsertReport::default();
         let mut accepted = Vec::with_capacity(points.len());
+        // Retention counts back from the newest point, so one stamped in the
+        // future (a clock ahead) would expire every real point: refuse it.
+        let latest = unix_now_secs().saturating_add(MAX_FUTURE_SECS);
         let mut state = self.lock();
         for (point, index) in points.iter().zip(indexes) {
             let cutoff = state.newest.saturating_sub(self.inner.retention_secs);
-            if point.time <= cutoff {
+            if point.time > latest {
+                report.rejected += 1;
+            } else if point.time <= cutoff {
                 report.expired += 1;
             } else if state.insert(index, point.time, point.value) {
                 report.inserted += 1;
@@ -225,11 +234,11 @@ pub struct MemoryFeed {
 }
 
 impl LiveFeed for MemoryFeed {
-    async fn next(&mut self) -> Result<Point, FeedError> {
+    async fn next(&mut self) -> Result<FeedEvent, FeedError> {
         loop {
             if let Some(point) = self.batch.get(self.next) {
                 self.next += 1;
-                return Ok(point.clone());
+                return Ok(FeedEvent::Point(point.clone()));
             }
             match self.rx.recv().await {
                 Ok(batch) => {
@@ -286,6 +295,24 @@ mod tests {
             store.history(AssetId(1), 0, 2000).await.expect("history")[0].time,
             900
         );
+    }
+
+    #[tokio::test]
+    async fn a_point_stamped_in_the_future_is_rejected_and_expires_nothing() {
+        let store = MemoryStore::new(conformance::assets(), 100);
+        let now = unix_now_secs();
+        store.insert(&[point(1, now - 10)]).await.expect("insert");
+        let report = store
+            .insert(&[point(1, now + 3600), point(2, now)])
+            .await
+            .expect("insert");
+        assert_eq!((report.rejected, report.inserted), (1, 1));
+        let held = store
+            .history(AssetId(1), 0, i64::MAX)
+            .await
+            .expect("history");
+        assert_eq!(held.len(), 1, "the real point did not expire");
+        assert_eq!(held[0].time, now - 10);
     }
 
     #[tokio::test]

@@ -92,8 +92,8 @@ pub enum FeedError {
     #[error("live feed must restart")]
     Reset(#[source] StoreError),
     /// A transient failure: nothing was lost, calling `next` again resumes
-    /// (after a backoff the feed applies itself). Readers report themselves
-    /// not ready until a point arrives again.
+    /// (after a backoff the feed applies itself) and reports
+    /// [`FeedEvent::Resumed`] once it follows the store again.
     #[error("live feed interrupted")]
     Interrupted(#[source] StoreError),
     /// The store shut the feed down; following again may work.
@@ -103,10 +103,20 @@ pub enum FeedError {
     Store(#[from] StoreError),
 }
 
+/// What a live feed delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedEvent {
+    /// The next stored point, in the order the store accepted them.
+    Point(Point),
+    /// After an [`Interrupted`](FeedError::Interrupted) feed reconnected: it
+    /// follows the store again, and nothing was lost meanwhile.
+    Resumed,
+}
+
 /// The live continuation of a [`SnapshotFeed`] snapshot.
 pub trait LiveFeed: Send + 'static {
-    /// The next stored point, in the order the store accepted them.
-    fn next(&mut self) -> impl Future<Output = Result<Point, FeedError>> + Send;
+    /// The next stored point, or news that the feed follows the store again.
+    fn next(&mut self) -> impl Future<Output = Result<FeedEvent, FeedError>> + Send;
 }
 
 /// A shared store is a store: the API hands one `Arc` to the feed and the sessions.

@@ -4,7 +4,8 @@
 //! The resume token is kept after every event and every empty batch (the
 //! post-batch token), so a resume never replays more than the last batch. A
 //! resumable error ends the current call with [`FeedError::Interrupted`]; the next
-//! call waits a backoff and reopens from the token. The backoff starts over after
+//! call waits a backoff, reopens from the token and reports
+//! [`FeedEvent::Resumed`]. The backoff starts over after
 //! every successful (re)open, so one incident's delays never carry into the next.
 //! A token that left the oplog (286, 260, 280) ends the feed with
 //! [`FeedError::Reset`] and the reader reloads its window: duplicates and
@@ -17,7 +18,11 @@ use mongodb::{
     bson::Document,
     change_stream::{ChangeStream, event::ChangeStreamEvent, event::ResumeToken},
 };
-use ratecast_core::{LiveFeed, Point, StoreError, retry::Backoff, store::FeedError};
+use ratecast_core::{
+    LiveFeed, Point, StoreError,
+    retry::Backoff,
+    store::{FeedError, FeedEvent},
+};
 use tracing::{info, warn};
 
 use crate::{
@@ -111,7 +116,7 @@ impl MongoFeed {
 }
 
 impl LiveFeed for MongoFeed {
-    async fn next(&mut self) -> Result<Point, FeedError> {
+    async fn next(&mut self) -> Result<FeedEvent, FeedError> {
         loop {
             let Some(stream) = self.stream.as_mut() else {
                 let Some(token) = self.token.clone() else {
@@ -127,7 +132,9 @@ impl LiveFeed for MongoFeed {
                         info!("change stream resumed from its last token");
                         self.reopen.opened();
                         self.stream = Some(stream);
-                        continue;
+                        // The reader may say it follows the store again now,
+                        // without waiting for a point.
+                        return Ok(FeedEvent::Resumed);
                     }
                     Err(error) => return Err(self.fail(error)),
                 }
@@ -139,7 +146,7 @@ impl LiveFeed for MongoFeed {
                         self.token = Some(token);
                     }
                     if let Some(point) = self.point_of(event) {
-                        return Ok(point);
+                        return Ok(FeedEvent::Point(point));
                     }
                 }
                 Ok(None) => {

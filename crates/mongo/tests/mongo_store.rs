@@ -14,7 +14,9 @@ use std::{
 };
 
 use mongodb::bson::doc;
-use ratecast_core::{AssetList, LiveFeed, PointSink, PointStore, SnapshotFeed, conformance};
+use ratecast_core::{
+    AssetList, LiveFeed, PointSink, PointStore, SnapshotFeed, conformance, store::FeedEvent,
+};
 use ratecast_mongo::{DEFAULT_RETENTION, MongoStore, SetupError, StreamStart, feed::MongoFeed};
 use ratecast_testkit::mongo::test_uri;
 
@@ -124,10 +126,11 @@ async fn drain(follow: &mut SnapshotFeed<MongoFeed>, total: usize) -> BTreeSet<(
         );
     }
     while seen.len() < total {
-        let p = tokio::time::timeout(FEED_WAIT, follow.feed.next())
+        let event = tokio::time::timeout(FEED_WAIT, follow.feed.next())
             .await
             .expect("the feed delivers within the deadline")
             .expect("the feed stays open");
+        let FeedEvent::Point(p) = event else { continue };
         assert!(seen.insert((p.asset_id.0, p.time)), "feed repeats {p:?}");
     }
     seen
