@@ -288,6 +288,11 @@ impl Hub {
         Some((frames, state.points.subscribe()))
     }
 
+    /// The newest time `id` ever had a point (what a current subscriber has seen).
+    pub fn newest_time(&self, id: AssetId) -> Option<i64> {
+        self.topic(id)?.lock().window.newest()
+    }
+
     /// Drops points that left the history span, so memory stays bounded and a
     /// quiet asset's history does not go stale.
     pub fn evict_expired(&self, now: i64) {

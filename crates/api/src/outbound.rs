@@ -1,35 +1,46 @@
-//! A connection's outbound queue: encoded websocket frames waiting for the socket,
-//! bounded in bytes, and the response body that hands them to actix in small pieces.
+//! A connection's outbound side: the websocket response body that writes replies
+//! and live points, in small pieces, as fast as the socket takes them.
 //!
-//! The session pushes shared, pre-encoded frames ([`crate::wire`]); the HTTP
-//! dispatcher pulls them through [`OutboundBody`] in slices of at most [`CHUNK`]
-//! bytes, so actix's per-connection write buffer never grows past a few KiB (a
-//! whole 124 KB `asset_history` handed over at once would stay allocated for the
-//! connection's life). A slice never splits a frame from another frame: a control
-//! frame (ping, pong, close, still written by actix-ws) goes out only between data
-//! frames.
+//! Two sources feed the body ([`OutboundBody`]), both of shared, pre-encoded
+//! frames ([`crate::wire`]): a queue of replies the session pushes (bounded in
+//! bytes, [`Outbound::fits`]), and the subscription's live points, which the body
+//! takes straight from the hub's broadcast when the socket has room: a point
+//! reaches the socket without waking the session task, and a client that stops
+//! reading stops taking points instead of growing a queue. A subscriber that
+//! falls behind the broadcast ring catches up from the hub's window, every point
+//! once and in order. Frames go to actix in slices of at most [`CHUNK`] bytes, so
+//! its per-connection write buffer never grows past a few KiB (a whole 124 KB
+//! `asset_history` handed over at once would stay allocated for the connection's
+//! life). A slice never mixes two frames' bytes: a control frame (ping, pong,
+//! close, still written by actix-ws) goes out only between frames.
 //!
-//! Full-queue policy, in bytes ([`Outbound::budget`]): the session stops taking
-//! live points while the queue holds more than the budget (its subscription lags
-//! and later catches up from the window), and answers a request whose reply would
-//! not fit with a `backpressure` error instead of queueing it. A queue whose
-//! oldest frame waits longer than the send timeout is a slow consumer; the
-//! session closes it ([`Outbound::waiting_since`]).
+//! Slow consumers: [`Outbound::stalled`] says whether the socket has taken
+//! nothing for the send timeout while frames waited for it; the session then
+//! closes the connection.
 //!
 //! Both halves live on the connection's actix worker thread, so the state is an
 //! `Rc<RefCell>` with no lock; borrows never cross an `.await`.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     collections::VecDeque,
     pin::Pin,
     rc::Rc,
+    sync::Arc,
     task::{Context, Poll, Waker},
+    time::Duration,
 };
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use bytes::Bytes;
-use tokio::{sync::Notify, time::Instant};
+use ratecast_core::AssetId;
+use tokio::{
+    sync::broadcast::{self, error::RecvError},
+    time::Instant,
+};
+use tokio_util::sync::ReusableBoxFuture;
+
+use crate::{hub::Hub, wire::PointBytes};
 
 /// The largest slice handed to the dispatcher at once; the server's
 /// `h1_write_buffer_size` is the same, so its write buffer stays under 2 × this.
@@ -39,14 +50,62 @@ pub const CHUNK: usize = 8 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone;
 
+/// A receiver of the hub's point frames, polled from `poll_next`.
+struct LivePoints {
+    /// The pending `recv`, kept across polls so the broadcast keeps our waker.
+    next: ReusableBoxFuture<
+        'static,
+        (
+            Result<PointBytes, RecvError>,
+            broadcast::Receiver<PointBytes>,
+        ),
+    >,
+}
+
+async fn receive(
+    mut points: broadcast::Receiver<PointBytes>,
+) -> (
+    Result<PointBytes, RecvError>,
+    broadcast::Receiver<PointBytes>,
+) {
+    let received = points.recv().await;
+    (received, points)
+}
+
+impl LivePoints {
+    fn new(points: broadcast::Receiver<PointBytes>) -> Self {
+        Self {
+            next: ReusableBoxFuture::new(receive(points)),
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<PointBytes, RecvError>> {
+        let (received, points) = std::task::ready!(self.next.poll(cx));
+        self.next.set(receive(points));
+        Poll::Ready(received)
+    }
+}
+
+/// The subscription the body delivers.
+struct Live {
+    asset: AssetId,
+    points: LivePoints,
+    /// The newest time the client has: points not after it are not sent again.
+    last_time: Option<i64>,
+}
+
 struct State {
+    /// Replies (and catch-up frames), in order.
     frames: VecDeque<Bytes>,
     /// Bytes in `frames`.
     queued: usize,
     /// Since when the oldest queued frame has waited for the socket: set when a
     /// frame enters an empty queue and each time the body takes one.
     waiting_since: Option<Instant>,
-    /// The body's task, woken when a frame is pushed.
+    live: Option<Live>,
+    /// When the body last handed the socket a frame.
+    last_taken: Instant,
+    /// The body's task, woken when a frame is pushed or a subscription starts.
     waker: Option<Waker>,
     /// The body was dropped: the connection is over.
     gone: bool,
@@ -54,14 +113,17 @@ struct State {
 
 struct Shared {
     state: RefCell<State>,
-    /// Signalled when the queue drains below the budget.
-    space: Notify,
     budget: usize,
+    hub: Arc<Hub>,
 }
 
-/// The session's half: pushes frames.
+/// The session's half: queues replies and sets the subscription.
 pub struct Outbound {
     shared: Rc<Shared>,
+    /// Live points found waiting at a check: when, and what the body had taken
+    /// by then. If a later check finds points still waiting and nothing taken
+    /// since, the client has not read for that long.
+    points_waiting: Cell<Option<(Instant, Instant)>>,
 }
 
 /// The dispatcher's half: the websocket response body.
@@ -75,25 +137,29 @@ pub struct OutboundBody {
 }
 
 impl Outbound {
-    /// A queue of at most `budget` bytes (more only for a single frame).
-    pub fn new(budget: usize) -> Self {
+    /// An outbound side whose reply queue holds at most `budget` bytes (more only
+    /// for a single frame), catching subscribers up from `hub`.
+    pub fn new(budget: usize, hub: Arc<Hub>) -> Self {
         Self {
             shared: Rc::new(Shared {
                 state: RefCell::new(State {
                     frames: VecDeque::new(),
                     queued: 0,
                     waiting_since: None,
+                    live: None,
+                    last_taken: Instant::now(),
                     waker: None,
                     gone: false,
                 }),
-                space: Notify::new(),
                 budget,
+                hub,
             }),
+            points_waiting: Cell::new(None),
         }
     }
 
-    /// The response body that drains this queue ahead of `control`, actix-ws's
-    /// own body.
+    /// The response body that writes this side's frames ahead of `control`,
+    /// actix-ws's own body.
     pub fn body(&self, control: BoxBody) -> OutboundBody {
         OutboundBody {
             shared: self.shared.clone(),
@@ -102,18 +168,46 @@ impl Outbound {
         }
     }
 
-    /// Queues `frame` whatever the budget (callers check [`Outbound::fits`] for
-    /// replies and [`Outbound::over_budget`] for live points).
+    /// Queues `frame` whatever the budget (callers check [`Outbound::fits`]).
     pub fn push(&self, frame: Bytes) -> Result<(), Gone> {
+        self.update(|state| state.enqueue(frame))
+    }
+
+    /// Replaces the subscription: `history` is queued and the points received
+    /// by `points` after it follow, newer than `last_time` only. Nothing of the
+    /// previous subscription is sent after `history`.
+    pub fn subscribe(
+        &self,
+        asset: AssetId,
+        points: broadcast::Receiver<PointBytes>,
+        last_time: Option<i64>,
+        history: Bytes,
+    ) -> Result<(), Gone> {
+        self.update(|state| {
+            state.enqueue(history);
+            state.live = Some(Live {
+                asset,
+                points: LivePoints::new(points),
+                last_time,
+            });
+        })
+    }
+
+    /// Ends the subscription and queues `reply`; returns the asset that was
+    /// followed. No point follows `reply`.
+    pub fn unsubscribe(&self, reply: impl FnOnce(Option<AssetId>) -> Bytes) -> Result<(), Gone> {
+        self.update(|state| {
+            let was = state.live.take().map(|live| live.asset);
+            state.enqueue(reply(was));
+        })
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), Gone> {
         let mut state = self.shared.state.borrow_mut();
         if state.gone {
             return Err(Gone);
         }
-        if state.frames.is_empty() {
-            state.waiting_since = Some(Instant::now());
-        }
-        state.queued += frame.len();
-        state.frames.push_back(frame);
+        change(&mut state);
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
@@ -140,41 +234,142 @@ impl Outbound {
         self.shared.budget
     }
 
-    /// Since when the oldest queued frame has waited; `None` when nothing waits.
+    /// Since when the oldest queued reply has waited for the socket, if one has.
     pub fn waiting_since(&self) -> Option<Instant> {
         self.shared.state.borrow().waiting_since
     }
 
-    /// Resolves once the queue drained below the budget after being over it.
-    pub async fn space(&self) {
-        self.shared.space.notified().await;
+    /// Whether the socket has taken nothing for `timeout` while frames waited:
+    /// a queued reply that old, or live points the hub has and the client was
+    /// not given, found at two checks `timeout` apart with nothing taken between
+    /// them (a point published a moment before a check is not a stall).
+    pub fn stalled(&self, timeout: Duration) -> bool {
+        let now = Instant::now();
+        let state = self.shared.state.borrow();
+        if state
+            .waiting_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= timeout)
+        {
+            return true;
+        }
+        let points_wait = state
+            .live
+            .as_ref()
+            .is_some_and(|live| self.shared.hub.newest_time(live.asset) > live.last_time);
+        match (points_wait, self.points_waiting.get()) {
+            (false, _) => {
+                self.points_waiting.set(None);
+                false
+            }
+            (true, Some((since, taken))) if taken == state.last_taken => {
+                now.saturating_duration_since(since) >= timeout
+            }
+            (true, _) => {
+                self.points_waiting.set(Some((now, state.last_taken)));
+                false
+            }
+        }
     }
 
-    /// Drops every queued frame (the one being written is finished): a closing
-    /// connection sends its close frame next instead of a backlog.
+    /// When to check [`stalled`](Self::stalled) next: while the connection is
+    /// subscribed or has replies queued; `None` when nothing can wait.
+    pub fn next_check(&self, timeout: Duration) -> Option<Instant> {
+        let state = self.shared.state.borrow();
+        let reply = state.waiting_since.map(|since| since + timeout);
+        let points = state
+            .live
+            .as_ref()
+            .map(|_| match self.points_waiting.get() {
+                Some((since, _)) => since + timeout,
+                None => Instant::now() + timeout,
+            });
+        match (reply, points) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops sending: drops the queued frames and the subscription (the frame
+    /// being written is finished), so the close frame goes out next.
     pub fn discard(&self) {
         let mut state = self.shared.state.borrow_mut();
         state.frames.clear();
         state.queued = 0;
         state.waiting_since = None;
+        state.live = None;
+    }
+}
+
+impl State {
+    fn enqueue(&mut self, frame: Bytes) {
+        if self.frames.is_empty() {
+            self.waiting_since = Some(Instant::now());
+        }
+        self.queued += frame.len();
+        self.frames.push_back(frame);
+    }
+
+    fn dequeue(&mut self) -> Option<Bytes> {
+        let frame = self.frames.pop_front()?;
+        self.queued -= frame.len();
+        self.waiting_since = (!self.frames.is_empty()).then(Instant::now);
+        Some(frame)
     }
 }
 
 impl OutboundBody {
-    /// The next queued frame, registering the task for a wake-up if there is none.
-    fn next_frame(&self, cx: &Context<'_>) -> Option<Bytes> {
+    /// The next frame: a queued reply first, then the next new live point.
+    fn next_frame(&self, cx: &mut Context<'_>) -> Option<Bytes> {
         let mut state = self.shared.state.borrow_mut();
-        let Some(frame) = state.frames.pop_front() else {
-            state.waker = Some(cx.waker().clone());
-            return None;
+        let frame = match state.dequeue() {
+            Some(frame) => Some(frame),
+            None => self.next_point(&mut state, cx),
         };
-        let was_over = state.queued > self.shared.budget;
-        state.queued -= frame.len();
-        state.waiting_since = (!state.frames.is_empty()).then(Instant::now);
-        if was_over && state.queued <= self.shared.budget {
-            self.shared.space.notify_one();
+        match &frame {
+            Some(frame) => {
+                state.last_taken = Instant::now();
+                crate::metrics::frame_sent(frame.len());
+            }
+            None => state.waker = Some(cx.waker().clone()),
         }
-        Some(frame)
+        frame
+    }
+
+    /// The subscription's next point newer than what the client has; on a lag,
+    /// the missed points from the hub's window, queued, and the first of them.
+    fn next_point(&self, state: &mut State, cx: &mut Context<'_>) -> Option<Bytes> {
+        loop {
+            let live = state.live.as_mut()?;
+            match live.points.poll(cx) {
+                Poll::Pending => return None,
+                Poll::Ready(Ok(point)) => {
+                    if live.last_time.is_some_and(|last| point.time <= last) {
+                        continue;
+                    }
+                    live.last_time = Some(point.time);
+                    return Some(point.frame);
+                }
+                Poll::Ready(Err(RecvError::Lagged(_))) => {
+                    let (missed, points) = self.shared.hub.catch_up(live.asset, live.last_time)?;
+                    crate::metrics::lag_catch_up(missed.len());
+                    live.points = LivePoints::new(points);
+                    if let Some(last) = missed.last() {
+                        live.last_time = Some(last.time);
+                    }
+                    for point in missed {
+                        state.enqueue(point.frame);
+                    }
+                    if let Some(frame) = state.dequeue() {
+                        return Some(frame);
+                    }
+                }
+                // The hub never drops its senders while serving.
+                Poll::Ready(Err(RecvError::Closed)) => {
+                    state.live = None;
+                    return None;
+                }
+            }
+        }
     }
 
     /// Hands out the next slice of `rest`.
@@ -223,9 +418,7 @@ impl Drop for OutboundBody {
         state.frames.clear();
         state.queued = 0;
         state.waiting_since = None;
-        drop(state);
-        // A session waiting for space finds the connection gone instead.
-        self.shared.space.notify_one();
+        state.live = None;
     }
 }
 
@@ -234,14 +427,27 @@ mod tests {
     use std::task::Waker;
 
     use actix_web::body::BoxBody;
+    use ratecast_core::Point;
 
     use super::*;
+    use crate::hub::POINT_BUFFER;
+
+    const NOW: i64 = 1_700_000_000;
 
     fn poll(body: &mut OutboundBody) -> Poll<Option<Bytes>> {
         let mut cx = Context::from_waker(Waker::noop());
         Pin::new(body)
             .poll_next(&mut cx)
             .map(|chunk| chunk.map(|c| c.expect("no error")))
+    }
+
+    /// Every chunk the body has ready now.
+    fn drain(body: &mut OutboundBody) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while let Poll::Ready(Some(chunk)) = poll(body) {
+            out.push(chunk);
+        }
+        out
     }
 
     fn control(chunks: &[&'static [u8]]) -> BoxBody {
@@ -254,18 +460,40 @@ mod tests {
         BoxBody::new(actix_web::body::BodyStream::new(stream))
     }
 
+    fn hub() -> Arc<Hub> {
+        Arc::new(Hub::new("EURUSD".parse().expect("assets")))
+    }
+
+    fn point(time: i64) -> Point {
+        Point {
+            asset_id: AssetId(1),
+            asset_name: "EURUSD".into(),
+            time,
+            value: 1.0,
+        }
+    }
+
+    /// The `time` of each point frame among `chunks` (whole frames only).
+    fn times(chunks: &[Bytes]) -> Vec<i64> {
+        chunks
+            .iter()
+            .filter_map(|c| {
+                let json: serde_json::Value =
+                    serde_json::from_slice(crate::wire::payload(c)).ok()?;
+                (json["action"] == "point").then(|| json["message"]["time"].as_i64())?
+            })
+            .collect()
+    }
+
     #[tokio::test]
     async fn a_large_frame_leaves_in_slices_of_at_most_a_chunk_before_any_control_frame() {
-        let outbound = Outbound::new(1 << 20);
+        let outbound = Outbound::new(1 << 20, hub());
         let mut body = outbound.body(control(&[b"PING"]));
         let big = Bytes::from(vec![7u8; 3 * CHUNK + 10]);
         outbound.push(big.clone()).expect("open");
         outbound.push(Bytes::from_static(b"small")).expect("open");
-        let mut out = Vec::new();
-        while let Poll::Ready(Some(chunk)) = poll(&mut body) {
-            assert!(chunk.len() <= CHUNK, "{}", chunk.len());
-            out.push(chunk);
-        }
+        let out = drain(&mut body);
+        assert!(out.iter().all(|c| c.len() <= CHUNK));
         let bytes: Vec<u8> = out.concat();
         assert_eq!(&bytes[..big.len()], &big[..]);
         assert_eq!(&bytes[big.len()..], b"smallPING");
@@ -275,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_budget_counts_queued_bytes_until_the_socket_takes_them() {
-        let outbound = Outbound::new(100);
+        let outbound = Outbound::new(100, hub());
         let mut body = outbound.body(control(&[]));
         assert!(outbound.fits(1000), "anything fits an empty queue");
         outbound.push(Bytes::from(vec![0u8; 60])).expect("open");
@@ -285,22 +513,90 @@ mod tests {
         outbound.push(Bytes::from(vec![0u8; 60])).expect("open");
         assert!(outbound.over_budget());
         assert_eq!(outbound.queued(), 120);
-        let first_wait = outbound.waiting_since().expect("a frame waits");
+        assert!(outbound.waiting_since().is_some());
         assert!(matches!(poll(&mut body), Poll::Ready(Some(_))));
         assert_eq!(outbound.queued(), 60);
-        assert!(!outbound.over_budget());
-        assert!(outbound.waiting_since().expect("one still waits") >= first_wait);
-        // Draining below the budget signalled the session.
-        tokio::time::timeout(std::time::Duration::from_secs(1), outbound.space())
-            .await
-            .expect("space was signalled");
         assert!(matches!(poll(&mut body), Poll::Ready(Some(_))));
         assert_eq!(outbound.waiting_since(), None);
     }
 
+    #[tokio::test]
+    async fn live_points_follow_the_history_and_only_move_forward() {
+        let hub = hub();
+        hub.apply(&point(NOW - 2), NOW);
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let mut body = outbound.body(control(&[]));
+        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        outbound
+            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .expect("open");
+        hub.apply(&point(NOW - 1), NOW);
+        hub.apply(&point(NOW - 3), NOW); // late: never pushed
+        hub.apply(&point(NOW), NOW);
+        let out = drain(&mut body);
+        assert_eq!(out.len(), 3, "the history, then two points");
+        assert_eq!(times(&out), vec![NOW - 1, NOW]);
+        assert!(
+            !outbound.stalled(Duration::ZERO),
+            "the client has the newest point"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_lagged_catches_up_from_the_window_once_and_in_order() {
+        let hub = hub();
+        hub.apply(&point(NOW - 500), NOW);
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let mut body = outbound.body(control(&[]));
+        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        outbound
+            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .expect("open");
+        assert_eq!(drain(&mut body).len(), 1, "the history");
+        let burst = POINT_BUFFER as i64 * 3;
+        for t in NOW - burst..NOW {
+            hub.apply(&point(t), NOW);
+        }
+        // The socket took nothing while the burst came: points wait, seen at a
+        // first check; a second check with nothing taken between is a stall.
+        assert!(!outbound.stalled(Duration::ZERO));
+        assert!(outbound.stalled(Duration::ZERO));
+        let out = drain(&mut body);
+        assert!(!outbound.stalled(Duration::ZERO), "it took them: no stall");
+        assert_eq!(times(&out), (NOW - burst..NOW).collect::<Vec<_>>());
+        hub.apply(&point(NOW), NOW);
+        assert_eq!(times(&drain(&mut body)), vec![NOW]);
+    }
+
+    #[tokio::test]
+    async fn unsubscribing_stops_the_points_after_the_reply() {
+        let hub = hub();
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let mut body = outbound.body(control(&[]));
+        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        outbound
+            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .expect("open");
+        hub.apply(&point(NOW), NOW);
+        outbound
+            .unsubscribe(|was| {
+                assert_eq!(was, Some(AssetId(1)));
+                Bytes::from_static(b"bye")
+            })
+            .expect("open");
+        hub.apply(&point(NOW + 1), NOW + 1);
+        let out = drain(&mut body);
+        assert_eq!(
+            &out[1][..],
+            b"bye",
+            "the reply before anything queued later"
+        );
+        assert_eq!(out.len(), 2, "history, reply; no point after unsubscribing");
+    }
+
     #[test]
     fn a_dropped_body_refuses_further_frames() {
-        let outbound = Outbound::new(100);
+        let outbound = Outbound::new(100, hub());
         let body = outbound.body(control(&[]));
         outbound.push(Bytes::from_static(b"x")).expect("open");
         drop(body);
@@ -310,7 +606,7 @@ mod tests {
 
     #[test]
     fn discarding_keeps_the_frame_being_written_whole() {
-        let outbound = Outbound::new(1 << 20);
+        let outbound = Outbound::new(1 << 20, hub());
         let mut body = outbound.body(control(&[b"CLOSE"]));
         outbound
             .push(Bytes::from(vec![1u8; CHUNK + 5]))

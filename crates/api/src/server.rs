@@ -252,7 +252,7 @@ async fn index(
         .aggregate_continuations();
     // Data frames go through the connection's own byte-bounded queue; actix-ws
     // still writes ping, pong and close between them.
-    let outbound = Outbound::new(shared.config.max_queued_bytes);
+    let outbound = Outbound::new(shared.config.max_queued_bytes, shared.hub.clone());
     let response = response
         .map_body(|_, control| outbound.body(control))
         .map_into_boxed_body();

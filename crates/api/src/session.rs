@@ -2,11 +2,12 @@
 //! of the subscribed asset, keep the connection alive and close it with a reason.
 //!
 //! The loop has one shape: `select!` over {shutdown, client frame, `history`
-//! answer, point frame, queue space, stalled queue, heartbeat tick}; every way
-//! out is a `break` with an [`Exit`], and the close frame is sent once, after the
-//! loop. Nothing in the loop waits on anything but its branches: frames go into
-//! the connection's [`Outbound`] queue without waiting, and a `history` query
-//! runs beside the loop (one per connection), so points, pings and shutdown keep
+//! answer, slow-consumer check, heartbeat tick}; every way out is a `break` with
+//! an [`Exit`], and the close frame is sent once, after the loop. Live points do
+//! not pass through it: the connection's [`Outbound`] body takes them from the
+//! hub when the socket has room. Nothing in the loop waits on anything but its
+//! branches: replies are queued without waiting, and a `history` query runs
+//! beside the loop (one per connection), so points, pings and shutdown keep
 //! flowing while the store answers, or does not. Nothing a client sends can
 //! panic it: bad input is answered with an `error` frame and the connection
 //! stays open.
@@ -24,19 +25,16 @@ use ratecast_core::{
     },
     time::unix_now_secs,
 };
-use tokio::{
-    sync::broadcast::error::RecvError,
-    time::{Instant, Sleep},
-};
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::{
     history::{Answered, HistoryQueries, NotStarted, page},
-    hub::{Hub, Subscription},
+    hub::Hub,
     limits::{RateLimiter, Verdict},
     outbound::Outbound,
-    wire::{self, PointBytes},
+    wire,
 };
 
 /// Per-connection limits and timers.
@@ -51,7 +49,7 @@ pub struct SessionConfig {
     /// A queued frame the client does not take within this time marks it a slow
     /// consumer: the connection is closed rather than left holding memory.
     pub send_timeout: Duration,
-    /// Bytes a connection may have queued for its socket (see [`Outbound`]).
+    /// Bytes of replies a connection may have queued for its socket (see [`Outbound`]).
     pub max_queued_bytes: usize,
     /// Inbound messages (text, binary, ping) allowed per second, sustained…
     pub rate_per_second: u32,
@@ -148,13 +146,12 @@ struct Connection<'a> {
     /// actix-ws's handle, for control frames (ping, pong, close).
     control: Session,
     outbound: Outbound,
-    subscription: Option<Subscription>,
     /// This connection's `history` query, if one runs.
     history: Option<PendingHistory>,
-    /// Fires when the oldest queued frame may have waited `send_timeout`. Armed
-    /// by a push when it is not armed yet, and re-armed while frames wait, so a
-    /// waiting frame is always watched, while a client that keeps up costs one
-    /// timer reset per `send_timeout`, not one per frame.
+    /// Fires when a frame may have waited `send_timeout` for the socket. Armed
+    /// while the connection is subscribed or has replies queued, at the earliest
+    /// time a frame could have waited that long, so a client that keeps up costs
+    /// one timer reset per `send_timeout`, not one per frame.
     stall: Pin<Box<Sleep>>,
     stall_armed: bool,
 }
@@ -173,21 +170,20 @@ pub async fn run_session(
     let mut last_heard = Instant::now();
     let mut heartbeat =
         tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    // Registered once for the session's life, not once per loop turn.
+    let mut shutting_down = std::pin::pin!(shutdown.cancelled());
     let mut conn = Connection {
         shared: &shared,
         control,
         outbound,
-        subscription: None,
         history: None,
         stall: Box::pin(tokio::time::sleep(Duration::ZERO)),
         stall_armed: false,
     };
     let exit = loop {
-        let receiving = conn.subscription.is_some() && !conn.outbound.over_budget();
-        let waiting_for_space = conn.subscription.is_some() && !receiving;
         let step = tokio::select! {
             biased;
-            () = shutdown.cancelled() => Err(Exit::Shutdown),
+            () = &mut shutting_down => Err(Exit::Shutdown),
             message = stream.next() => {
                 last_heard = Instant::now();
                 match message {
@@ -215,13 +211,6 @@ pub async fn run_session(
                 conn.history = None;
                 conn.deliver_history(answer)
             }
-            frame = next_point(&mut conn.subscription), if receiving => match frame {
-                Ok(point) => conn.forward(point),
-                Err(RecvError::Lagged(_)) => conn.catch_up(),
-                // The hub never drops a sender while running; treat it as shutdown.
-                Err(RecvError::Closed) => Err(Exit::Shutdown),
-            },
-            () = conn.outbound.space(), if waiting_for_space => Ok(()),
             () = &mut conn.stall, if conn.stall_armed => conn.check_stall(),
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= config.idle_timeout {
@@ -233,6 +222,9 @@ pub async fn run_session(
         };
         if let Err(exit) = step {
             break exit;
+        }
+        if !conn.stall_armed {
+            conn.arm_stall();
         }
     };
     debug!(?exit, "session ended");
@@ -258,14 +250,6 @@ fn is_too_big(error: &actix_ws::ProtocolError) -> bool {
     }
 }
 
-/// The next point frame of the subscription; pending forever when there is none.
-async fn next_point(subscription: &mut Option<Subscription>) -> Result<PointBytes, RecvError> {
-    match subscription {
-        Some(subscription) => subscription.points.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// The answer of the running `history` query; pending forever when none runs.
 async fn pending_history(history: &mut Option<PendingHistory>) -> (Answered, HistoryRequest) {
     match history {
@@ -281,15 +265,7 @@ impl Connection<'_> {
 
     /// Queues an encoded frame for the socket.
     fn send(&mut self, frame: Bytes) -> Result<(), Exit> {
-        let bytes = frame.len();
-        self.outbound
-            .push(frame)
-            .map_err(|_gone| Exit::ClientGone)?;
-        crate::metrics::frame_sent(bytes);
-        if !self.stall_armed {
-            self.arm_stall();
-        }
-        Ok(())
+        self.outbound.push(frame).map_err(|_gone| Exit::ClientGone)
     }
 
     /// Queues an `error` frame (small: it is queued whatever the budget).
@@ -322,25 +298,22 @@ impl Connection<'_> {
         self.send_error(&error)
     }
 
+    /// Arms the slow-consumer check, if anything can wait for the socket.
     fn arm_stall(&mut self) {
-        if let Some(since) = self.outbound.waiting_since() {
-            let deadline = since + self.config().send_timeout;
+        if let Some(deadline) = self.outbound.next_check(self.config().send_timeout) {
             self.stall.as_mut().reset(deadline);
             self.stall_armed = true;
         }
     }
 
-    /// The stall timer fired: close a consumer whose oldest frame waited the
-    /// send timeout, or watch the next one.
+    /// The slow-consumer check: close a connection whose socket has not taken a
+    /// waiting frame within the send timeout (re-armed after the loop turn).
     fn check_stall(&mut self) -> Result<(), Exit> {
         self.stall_armed = false;
-        match self.outbound.waiting_since() {
-            Some(since) if since.elapsed() >= self.config().send_timeout => Err(Exit::SlowConsumer),
-            Some(_) => {
-                self.arm_stall();
-                Ok(())
-            }
-            None => Ok(()),
+        if self.outbound.stalled(self.config().send_timeout) {
+            Err(Exit::SlowConsumer)
+        } else {
+            Ok(())
         }
     }
 
@@ -352,45 +325,6 @@ impl Connection<'_> {
             Some(Err(_closed)) => Err(Exit::SendFailed),
             Some(Ok(())) | None => Ok(()),
         }
-    }
-
-    /// Sends one live point newer than what the client has, and remembers it.
-    fn forward(&mut self, point: PointBytes) -> Result<(), Exit> {
-        let Some(current) = self.subscription.as_mut() else {
-            return Ok(());
-        };
-        // Live points only move forward: one the client already has is not resent.
-        if current.last_time.is_some_and(|last| point.time <= last) {
-            return Ok(());
-        }
-        current.last_time = Some(point.time);
-        self.send(point.frame)
-    }
-
-    /// The subscriber fell behind the shared ring (a burst, or it paused taking
-    /// points while its queue was full): send it what it missed from the
-    /// window's shared frames, and continue live from there.
-    fn catch_up(&mut self) -> Result<(), Exit> {
-        let Some(current) = self.subscription.as_mut() else {
-            return Ok(());
-        };
-        let Some((frames, points)) = self
-            .shared
-            .hub
-            .catch_up(current.asset.id, current.last_time)
-        else {
-            return Ok(());
-        };
-        debug!(
-            missed = frames.len(),
-            "subscriber lagged; catching up from the window"
-        );
-        crate::metrics::lag_catch_up(frames.len());
-        current.points = points;
-        for point in frames {
-            self.forward(point)?;
-        }
-        Ok(())
     }
 
     fn on_message(&mut self, message: AggregatedMessage) -> Result<(), Exit> {
@@ -423,10 +357,10 @@ impl Connection<'_> {
                 self.send_reply(frame)
             }
             ClientRequest::Subscribe { asset, since } => self.subscribe(&asset, since),
-            ClientRequest::Unsubscribe => {
-                let was = self.subscription.take().map(|s| s.asset.id);
-                self.send(wire::text_frame(unsubscribed_frame(was).as_bytes()))
-            }
+            ClientRequest::Unsubscribe => self
+                .outbound
+                .unsubscribe(|was| wire::text_frame(unsubscribed_frame(was).as_bytes()))
+                .map_err(|_gone| Exit::ClientGone),
             ClientRequest::History { asset, from, to } => self.start_history(asset, from, to),
         }
     }
@@ -440,11 +374,11 @@ impl Connection<'_> {
             return self.send_backpressure();
         }
         crate::metrics::history_served(&asset.name);
-        let history = new.history.clone();
-        // Replacing drops the old receiver before the new history is queued: no
-        // point of the old asset can follow `asset_history`.
-        self.subscription = Some(new);
-        self.send(history)
+        // The old subscription ends where the new history is queued: no point of
+        // the old asset can follow `asset_history`.
+        self.outbound
+            .subscribe(asset.id, new.points, new.last_time, new.history)
+            .map_err(|_gone| Exit::ClientGone)
     }
 
     /// Starts a `history` query beside the loop, or refuses it at once.
