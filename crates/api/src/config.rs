@@ -42,12 +42,12 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_burst: u32,
 
-    /// A client that does not take a frame within this long is closed as a slow consumer (1008).
+    /// A client that takes nothing for this long while frames wait for it is closed as a slow consumer (1008).
     #[arg(long, env = "SEND_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub send_timeout: Duration,
 
-    /// Bytes a connection may have waiting to be sent; beyond it, live points pause
-    /// (and catch up later) and requests are answered `backpressure`.
+    /// Bytes of replies a connection may have waiting to be sent; a reply beyond it
+    /// is answered `backpressure` (live points are not queued).
     #[arg(long, env = "MAX_QUEUED_BYTES", default_value_t = 1_048_576,
           value_parser = clap::value_parser!(u32).range(65_536..))]
     pub max_queued_bytes: u32,
