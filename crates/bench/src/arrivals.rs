@@ -11,11 +11,14 @@
 //!
 //! Arrivals are split by when the point first arrived: during the subscribe storm
 //! (ramp), during the hold (steady state, the figure the targets are about), or
-//! after it.
+//! after it. In a backlog run the flushed points (a range of seconds, once known)
+//! have a histogram of their own, so the burst does not stand in for the steady
+//! state.
 
 use ratecast_core::sync::lock;
 use std::{
     collections::{BTreeMap, HashMap},
+    ops::RangeInclusive,
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
@@ -30,6 +33,8 @@ pub const SETTLE_AFTER: Duration = Duration::from_secs(10);
 pub struct Arrivals {
     /// Every timestamp is microseconds since this instant.
     epoch: Instant,
+    /// Unix time of `epoch`, to report an arrival as a wall-clock time.
+    epoch_unix: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -49,8 +54,11 @@ struct Inner {
     /// The hold window, once known.
     hold_start: Option<u64>,
     hold_end: Option<u64>,
+    /// The flushed seconds of a backlog run, once known.
+    backlog: Option<RangeInclusive<i64>>,
     ramp: Latency,
     hold: Latency,
+    flushed: Latency,
 }
 
 struct Open {
@@ -64,15 +72,23 @@ impl Arrivals {
     pub fn new(assets: usize) -> Self {
         Self {
             epoch: Instant::now(),
+            epoch_unix: ratecast_core::time::unix_now(),
             inner: Mutex::new(Inner {
                 open: HashMap::new(),
                 first: vec![BTreeMap::new(); assets],
                 hold_start: None,
                 hold_end: None,
+                backlog: None,
                 ramp: Latency::new(),
                 hold: Latency::new(),
+                flushed: Latency::new(),
             }),
         }
+    }
+
+    /// Unix time of µs 0 of this table.
+    pub fn epoch_unix(&self) -> Duration {
+        self.epoch_unix
     }
 
     /// Microseconds since the start of the run.
@@ -89,7 +105,7 @@ impl Arrivals {
         let mut inner = self.lock();
         if let Some(&first) = inner.first.get(asset).and_then(|f| f.get(&time)) {
             let phase = inner.phase(first);
-            if let Some(histogram) = inner.histogram(phase) {
+            if let Some(histogram) = inner.histogram(phase, time) {
                 histogram.record(at.saturating_sub(first));
             }
             return;
@@ -108,6 +124,16 @@ impl Arrivals {
     /// Marks the start of the hold (steady state).
     pub fn start_hold(&self, at: u64) {
         self.lock().hold_start = Some(at);
+    }
+
+    /// The seconds a backlog flush holds: their delays go to [`Self::flushed_delays`].
+    pub fn set_backlog(&self, seconds: RangeInclusive<i64>) {
+        self.lock().backlog = Some(seconds);
+    }
+
+    /// Fan-out delays of the flushed points of a backlog run.
+    pub fn flushed_delays(&self) -> Latency {
+        self.lock().flushed.clone()
     }
 
     /// Marks the end of the hold.
@@ -152,9 +178,13 @@ impl Inner {
         }
     }
 
-    /// Where delays of a point first seen in `phase` go; points first seen
-    /// after the hold are measured nowhere (clients are closing).
-    fn histogram(&mut self, phase: Phase) -> Option<&mut Latency> {
+    /// Where delays of the point `time` first seen in `phase` go; flushed
+    /// points have their own; points first seen after the hold are measured
+    /// nowhere (clients are closing).
+    fn histogram(&mut self, phase: Phase, time: i64) -> Option<&mut Latency> {
+        if self.backlog.as_ref().is_some_and(|b| b.contains(&time)) {
+            return Some(&mut self.flushed);
+        }
         match phase {
             Phase::Ramp => Some(&mut self.ramp),
             Phase::Hold => Some(&mut self.hold),
@@ -177,12 +207,12 @@ impl Inner {
                 continue;
             };
             let phase = self.phase(first);
-            if let Some(histogram) = self.histogram(phase) {
+            let (asset, time) = key;
+            if let Some(histogram) = self.histogram(phase, time) {
                 for at in &open.arrivals {
                     histogram.record(at - first);
                 }
             }
-            let (asset, time) = key;
             if let Some(times) = self.first.get_mut(asset) {
                 times.insert(time, first);
             }
@@ -238,6 +268,21 @@ mod tests {
         assert_eq!(ramp.count(), 2);
         assert_eq!(hold.count(), 1);
         assert_eq!(arrivals.first_arrivals()[1].len(), 3, "all points exist");
+    }
+
+    #[test]
+    fn flushed_points_are_measured_apart_from_the_steady_state() {
+        let arrivals = Arrivals::new(1);
+        arrivals.start_hold(0);
+        arrivals.set_backlog(101..=103);
+        for (time, at) in [(101, 10), (101, 30), (103, 40), (104, 50)] {
+            arrivals.record(0, time, at);
+        }
+        arrivals.settle_all();
+        arrivals.record(0, 101, 60); // after settling: measured against 10
+        let (_, hold) = arrivals.delays();
+        assert_eq!(hold.count(), 1, "only 104 is a steady-state point");
+        assert_eq!(arrivals.flushed_delays().count(), 4);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! One simulated subscriber: connect from its own source address, subscribe,
-//! check the history, then take live points until the generator stops it.
+//! check the history, then take live points until the generator stops it. An
+//! idle client (`--idle`) skips the subscribe and only reads (answering pings).
 //!
 //! A client is one lightweight task holding its websocket and a
 //! [`ClientOutcome`] (a few words). It reads only what the checks need (see
@@ -19,7 +20,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use ratecast_core::sync::lock;
+use ratecast_core::{sync::lock, time::unix_now_secs};
 use tokio::{
     net::{TcpSocket, TcpStream},
     time::Instant,
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     arrivals::Arrivals,
+    catchup::CatchUp,
     frames::{self, Kind},
     latency::Latency,
     verdict::{ClientOutcome, End},
@@ -59,6 +61,10 @@ pub struct Shared {
     pub time_to_history: Mutex<Latency>,
     /// Error messages and how often each was seen.
     pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Clients connect and never subscribe (`--idle`).
+    pub idle: bool,
+    /// The backlog flush being measured (`--expect-backlog`).
+    pub catch_up: Option<CatchUp>,
 }
 
 /// Running totals, read by the progress lines and the report.
@@ -161,19 +167,29 @@ async fn drive(
     outcome: &mut ClientOutcome,
 ) -> End {
     let counters = &shared.counters;
-    let history = receive_history(&mut ws, plan, shared).await;
-    counters.settled.fetch_add(1, Ordering::Relaxed);
-    match history {
-        Ok(scan) => {
-            counters.histories.fetch_add(1, Ordering::Relaxed);
-            outcome.history = Some(scan);
-        }
-        Err(reason) => {
-            counters.history_failures.fetch_add(1, Ordering::Relaxed);
-            shared.note_error("history", &reason);
-            return End::Failed(reason);
+    if shared.idle {
+        counters.settled.fetch_add(1, Ordering::Relaxed);
+    } else {
+        let history = receive_history(&mut ws, plan, shared).await;
+        counters.settled.fetch_add(1, Ordering::Relaxed);
+        match history {
+            Ok(scan) => {
+                counters.histories.fetch_add(1, Ordering::Relaxed);
+                if let (Some(catch_up), Some(last)) = (&shared.catch_up, scan.last) {
+                    catch_up.on_history(last);
+                    let age = unix_now_secs().saturating_sub(last);
+                    outcome.history_allowance = usize::try_from(age).unwrap_or(0);
+                }
+                outcome.history = Some(scan);
+            }
+            Err(reason) => {
+                counters.history_failures.fetch_add(1, Ordering::Relaxed);
+                shared.note_error("history", &reason);
+                return End::Failed(reason);
+            }
         }
     }
+    let history_last = outcome.history.and_then(|h| h.last);
     let end = loop {
         let message = tokio::select! {
             biased;
@@ -184,9 +200,12 @@ async fn drive(
         match message {
             Some(Ok(Message::Text(text))) => match frames::kind(&text) {
                 Kind::Point => match frames::live_point(&text) {
-                    Some(point) if point.asset_id == plan.asset_id => {
+                    Some(point) if !shared.idle && point.asset_id == plan.asset_id => {
                         counters.live_points.fetch_add(1, Ordering::Relaxed);
                         outcome.take_live(point.time);
+                        if let (Some(catch_up), Some(last)) = (&shared.catch_up, history_last) {
+                            catch_up.on_live(last, &mut outcome.catch_up, point.time, at);
+                        }
                         shared.arrivals.record(plan.asset, point.time, at);
                     }
                     _ => outcome.foreign += 1,
@@ -213,6 +232,9 @@ async fn drive(
         End::Dropped(reason) => {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             shared.note_error("dropped", reason);
+            if let (Some(catch_up), Some(last)) = (&shared.catch_up, history_last) {
+                catch_up.on_dropped(last, &outcome.catch_up);
+            }
         }
         End::Stopped => {
             // Say goodbye, but do not wait on a server that stopped reading.

@@ -4,8 +4,9 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
-use ratecast_core::{AssetList, asset::DEFAULT_ASSETS};
-use ratecast_process::parse_duration;
+use ratecast_api::ServerArgs;
+use ratecast_core::{AssetList, asset::DEFAULT_ASSETS, time::HISTORY_SPAN_SECS};
+use ratecast_process::{AssetArgs, parse_duration};
 use url::Url;
 
 #[derive(Debug, Parser)]
@@ -16,10 +17,15 @@ use url::Url;
     long_about = "Load generator for ratecast's websocket API, and the baseline server it is compared with.\n\n\
         `run` opens N websocket clients at a given rate, subscribes each to one asset, holds them \
         and reports connect errors, time to history, fan-out delay, delivered messages/s, \
-        missed/duplicate/seam errors and, with --server-pid, the server's memory and CPU. \
+        missed/duplicate/seam errors and, with --server-pid, the server's memory and CPU \
+        (`run --idle`: clients that never subscribe, for the memory of an idle connection; \
+        `run --expect-backlog`: the catch-up after a backlog flush). \
         `baseline-server` serves the same protocol subset with a minimal tokio-tungstenite \
         broadcast server, so both can be measured with the same generator. \
-        See docs/benchmarks.md and scripts/bench.sh."
+        `backlog-server` runs the real ratecast API over an in-memory store that flushes a \
+        backlog of buffered points in one insert, as a fetcher does after a store outage. \
+        `table` and `compare` render saved JSON reports. \
+        See docs/benchmarks.md, scripts/bench.sh and scripts/bench-backlog.sh."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -32,11 +38,36 @@ pub enum Command {
     Run(Box<LoadConfig>),
     /// Serve the minimal tokio-tungstenite broadcast server used as the baseline.
     BaselineServer(BaselineConfig),
+    /// Serve the real ratecast API over an in-memory store that flushes a backlog
+    /// of buffered points in one insert (the catch-up scenario of `run --expect-backlog`).
+    ///
+    /// The API is the library the product binaries run, with their flags. Timeline,
+    /// in Unix seconds, with S the start and F = S + --flush-after the flush second:
+    /// at start the store holds simulated points for every second of
+    /// (S - 1800, F - backlog], so a client that subscribes before the flush gets a
+    /// history ending at F - backlog; nothing is written until F; at the start of
+    /// second F the points of F - backlog + 1 … F (backlog × assets points) are
+    /// stored in ONE insert, as a fetcher flushing its buffer after a store outage
+    /// does, and the flush is logged with its time (`flushed the backlog`,
+    /// flush_unix_ms); from F + 1 on one simulated point per asset per second is
+    /// stored, as the all-in-one's poller does. The flush is on a timer, so a
+    /// script knows when it comes; --flush-after may not exceed --backlog (the
+    /// outage starts at or before the start). Measure it with `ratecast-bench run
+    /// --expect-backlog <backlog>`; see scripts/bench-backlog.sh.
+    BacklogServer(Box<BacklogConfig>),
     /// Print saved JSON reports as one markdown table.
     Table {
         /// JSON reports written by `run --json`.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Compare two saved JSON reports of the same step (ratecast and the baseline):
+    /// a markdown table of both figures and their ratio (first / second).
+    Compare {
+        /// The report of the server under test (e.g. ratecast-1000.json).
+        ratecast: PathBuf,
+        /// The report it is compared with (e.g. baseline-1000.json).
+        baseline: PathBuf,
     },
 }
 
@@ -105,12 +136,72 @@ pub struct LoadConfig {
     /// memory again (does it return to idle?).
     #[arg(long, env = "BENCH_SETTLE", default_value = "5s", value_parser = parse_duration)]
     pub settle: Duration,
+
+    /// Idle connections: clients connect and never subscribe (they only answer
+    /// the server's pings), so the server's memory per connection is that of a
+    /// connection without subscription or history. Time to history and fan-out
+    /// are then empty, and no history is expected.
+    #[arg(long, env = "BENCH_RUN_IDLE", conflicts_with = "expect_backlog")]
+    pub idle: bool,
+
+    /// Backlog flush scenario (`backlog-server --backlog` of the same length, e.g.
+    /// 900s): every client's history ends where the server stopped writing, then
+    /// this many seconds of points per asset arrive at once as ordinary `point`
+    /// messages. Reports when the flush was first seen, how long until every
+    /// client had the newest flushed point, per-client catch-up times and the
+    /// server CPU in between; histories shorter by the outage count as full. The
+    /// hold lasts at least --hold and until every client is current (at most
+    /// --catch-up-timeout), then 10 s more.
+    #[arg(long, env = "BENCH_EXPECT_BACKLOG", value_parser = parse_backlog)]
+    pub expect_backlog: Option<Duration>,
+
+    /// With --expect-backlog: the longest the hold is extended to wait for the
+    /// flush and for every client to become current.
+    #[arg(long, env = "BENCH_CATCH_UP_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub catch_up_timeout: Duration,
 }
 
 impl LoadConfig {
     /// A full history is at least this long (see `--expect-history`).
     pub fn full_history_len(&self) -> usize {
         self.expect_history.saturating_sub(1)
+    }
+}
+
+/// The backlog server's settings: the real API's flags (`ratecast --help`), the
+/// assets, and the outage to simulate.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "backlog-server")]
+pub struct BacklogConfig {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub assets: AssetArgs,
+
+    /// Seconds of buffered points per asset flushed at once (at most 1800, the
+    /// history span).
+    #[arg(long, env = "BACKLOG_SECS", default_value = "900s", value_parser = parse_backlog)]
+    pub backlog: Duration,
+
+    /// When the flush comes, after the start (leave time for the clients to
+    /// subscribe); at most --backlog.
+    #[arg(long, env = "BACKLOG_FLUSH_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub flush_after: Duration,
+}
+
+impl BacklogConfig {
+    /// Checks what clap cannot: the flush comes after the outage began.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.flush_after > self.backlog {
+            return Err(format!(
+                "--flush-after ({} s) exceeds --backlog ({} s): the outage would start after the \
+                 server did; raise --backlog or lower --flush-after",
+                self.flush_after.as_secs(),
+                self.backlog.as_secs()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -129,6 +220,17 @@ pub struct BaselineConfig {
     /// Comma-separated assets; their ids are 1..N in this order.
     #[arg(long, env = "BASELINE_ASSETS", default_value = DEFAULT_ASSETS)]
     pub assets: AssetList,
+}
+
+/// A backlog length: 1 s to the history span (1800 s).
+fn parse_backlog(value: &str) -> Result<Duration, String> {
+    let backlog = parse_duration(value)?;
+    let span = HISTORY_SPAN_SECS.unsigned_abs();
+    if (1..=span).contains(&backlog.as_secs()) {
+        Ok(backlog)
+    } else {
+        Err(format!("{value:?} is not a backlog of 1 to {span} seconds"))
+    }
 }
 
 fn parse_rate(value: &str) -> Result<f64, String> {
@@ -152,6 +254,36 @@ mod tests {
         assert_eq!(config.hold, Duration::from_secs(60));
         assert_eq!(config.source_ips, 64);
         assert_eq!(config.full_history_len(), 1799);
+    }
+
+    #[test]
+    fn idle_and_backlog_runs_are_flags_of_run_and_exclude_each_other() {
+        let idle = LoadConfig::try_parse_from(["run", "--idle"]).expect("--idle parses");
+        assert!(idle.idle && idle.expect_backlog.is_none());
+        let backlog = LoadConfig::try_parse_from(["run", "--expect-backlog", "15m"])
+            .expect("--expect-backlog parses");
+        assert_eq!(backlog.expect_backlog, Some(Duration::from_secs(900)));
+        assert!(LoadConfig::try_parse_from(["run", "--idle", "--expect-backlog", "9"]).is_err());
+        assert!(LoadConfig::try_parse_from(["run", "--expect-backlog", "1801"]).is_err());
+        assert!(LoadConfig::try_parse_from(["run", "--expect-backlog", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_backlog_server_defaults_to_fifteen_minutes_flushed_after_one() {
+        let config = BacklogConfig::try_parse_from(["backlog-server"]).expect("defaults parse");
+        assert_eq!(config.backlog, Duration::from_secs(900));
+        assert_eq!(config.flush_after, Duration::from_secs(60));
+        assert_eq!(config.assets.list.len(), 5);
+        assert!(config.validate().is_ok());
+        let late = BacklogConfig::try_parse_from([
+            "backlog-server",
+            "--backlog",
+            "30s",
+            "--flush-after",
+            "31s",
+        ])
+        .expect("parses");
+        assert!(late.validate().is_err());
     }
 
     #[test]

@@ -4,14 +4,22 @@
 //! [`load::run_load`] opens N websocket clients at a ramp rate, holds them and
 //! returns a [`Report`]: connect errors, time to history, fan-out delay,
 //! delivered messages/s, missed/duplicate/seam counts and the server's RSS and
-//! CPU. [`baseline::serve_baseline`] is the comparison server. The binary
+//! CPU; with `--idle` the clients never subscribe, with `--expect-backlog` it
+//! measures the catch-up after a backlog flush ([`catchup`]), which
+//! [`backlog_server::serve_backlog`] plays on the real API.
+//! [`baseline::serve_baseline`] is the comparison server; [`compare`] sets a
+//! ratecast report beside the baseline's of the same step. The binary
 //! `ratecast-bench` only parses [`config::Cli`] and calls these. This crate is a
 //! tool, not part of the product, and knows nothing of the ratecast server's internals: it speaks the wire protocol
-//! and reads `/proc`, so it measures any server of the protocol.
+//! and reads `/proc`, so it measures any server of the protocol (the backlog
+//! server only wires the API library to a store it writes into).
 
 pub mod arrivals;
+pub mod backlog_server;
 pub mod baseline;
+pub mod catchup;
 pub mod client;
+pub mod compare;
 pub mod config;
 pub mod frames;
 pub mod latency;
@@ -22,7 +30,7 @@ pub mod verdict;
 
 use std::{fs, io, path::Path};
 
-pub use config::{BaselineConfig, Cli, Command, LoadConfig};
+pub use config::{BacklogConfig, BaselineConfig, Cli, Command, LoadConfig};
 pub use load::run_load;
 pub use report::Report;
 
@@ -79,22 +87,34 @@ pub fn write_json(report: &Report, path: &Path) -> Result<(), BenchError> {
     fs::write(path, json + "\n").map_err(write_error)
 }
 
+/// Reads a report saved by `run --json`.
+pub fn read_report(path: &Path) -> Result<Report, BenchError> {
+    let text = fs::read_to_string(path).map_err(|source| BenchError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| BenchError::Parse {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Reads saved reports and renders them as one markdown table.
 pub fn table(paths: &[impl AsRef<Path>]) -> Result<String, BenchError> {
     let mut table = String::from(report::TABLE_HEADER);
     for path in paths {
-        let path = path.as_ref();
-        let text = fs::read_to_string(path).map_err(|source| BenchError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let report: Report = serde_json::from_str(&text).map_err(|source| BenchError::Parse {
-            path: path.display().to_string(),
-            source,
-        })?;
         table.push('\n');
-        table.push_str(&report.table_row());
+        table.push_str(&read_report(path.as_ref())?.table_row());
     }
     table.push('\n');
     Ok(table)
+}
+
+/// Reads two saved reports of one step and renders their comparison
+/// (ratios `ratecast / baseline`).
+pub fn compare_files(ratecast: &Path, baseline: &Path) -> Result<String, BenchError> {
+    Ok(compare::render(
+        &read_report(ratecast)?,
+        &read_report(baseline)?,
+    ))
 }

@@ -8,6 +8,12 @@
 //! are read at both ends), *stop* (every client closes; after `--settle` the
 //! server's memory is read again). A housekeeping task prints progress and
 //! settles the arrival table while the run goes on.
+//!
+//! `--idle` clients skip the subscribe: the storm ends when they are connected.
+//! With `--expect-backlog` the hold waits, after `--hold`, until every client
+//! waiting for the flush is current (see [`super::catchup`]), then
+//! [`AFTER_CATCH_UP`] more; a watcher task reads the server at the flush and
+//! when every client is current.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -25,6 +31,7 @@ use tracing::{info, warn};
 use super::{
     BenchError,
     arrivals::Arrivals,
+    catchup::{self, CatchUp, RunClock},
     client::{Counters, Plan, Shared, run_client},
     config::LoadConfig,
     frames::{self, WireAsset},
@@ -36,6 +43,10 @@ use super::{
 
 /// How long the stop may take before unfinished clients are abandoned.
 const STOP_BUDGET: Duration = Duration::from_secs(30);
+
+/// In a backlog run, the hold goes on this long after every client is current,
+/// so the live points after the catch-up are judged too (past [`TAIL_GRACE`]).
+pub const AFTER_CATCH_UP: Duration = Duration::from_secs(10);
 
 /// Runs the load described by `config`; `shutdown` (Ctrl-C) cuts the run short
 /// but still yields a report of what was measured.
@@ -59,8 +70,18 @@ pub async fn run_load(
         counters: Counters::default(),
         time_to_history: Mutex::new(Latency::new()),
         errors: Mutex::default(),
+        idle: config.idle,
+        catch_up: config.expect_backlog.map(CatchUp::new),
     });
     let housekeeping = tokio::spawn(housekeeping(shared.clone(), config.progress, pid));
+    let watcher = (shared.catch_up.is_some() && pid.is_some()).then(|| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Some(catch_up) = &shared.catch_up {
+                catch_up.watch(|| sample(pid)).await;
+            }
+        })
+    });
 
     // Storm.
     let storm_start = Instant::now();
@@ -83,7 +104,20 @@ pub async fn run_load(
     let spawned = shared.counters.spawned.load(Ordering::Relaxed);
     wait_settled(&shared, spawned, &shutdown).await;
     let ramp_secs = storm_start.elapsed().as_secs_f64();
+    let storm_end_us = shared.arrivals.now_us();
     let after_ramp = sample(pid);
+    if let Some(catch_up) = &shared.catch_up {
+        catch_up.end_storm();
+        if let Some(end) = catch_up.outage_end() {
+            let flushed = end + 1..=end.saturating_add(catch_up.backlog_secs);
+            info!(
+                outage_end = end,
+                newest_flushed = flushed.end(),
+                "waiting for the backlog flush"
+            );
+            shared.arrivals.set_backlog(flushed);
+        }
+    }
     info!(
         secs = format!("{ramp_secs:.1}"),
         histories = shared.counters.histories.load(Ordering::Relaxed),
@@ -102,7 +136,7 @@ pub async fn run_load(
     let machine_before = procfs::machine_busy().ok();
     tokio::select! {
         () = shutdown.cancelled() => warn!("interrupted: reporting what was measured"),
-        () = tokio::time::sleep(config.hold) => {}
+        () = hold(&config, &shared) => {}
     }
     let hold_end = Instant::now();
     shared
@@ -121,6 +155,9 @@ pub async fn run_load(
     shared.stop.cancel();
     let outcomes = collect(clients).await;
     housekeeping.abort();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     tokio::time::sleep(config.settle).await;
     let after_close = sample(pid);
 
@@ -156,7 +193,12 @@ pub async fn run_load(
                     .saturating_sub(hold.system_cpu)
                     .as_secs_f64(),
                 hold_cpu_percent: 100.0 * hold_cpu / hold_secs.max(f64::EPSILON),
-                cpu_us_per_message: 1e6 * hold_cpu / hold_messages.max(1) as f64,
+                // No message (an idle run): no cost per message to speak of.
+                cpu_us_per_message: if hold_messages == 0 {
+                    0.0
+                } else {
+                    1e6 * hold_cpu / hold_messages as f64
+                },
                 hold_threads: match (&threads_before, &threads_after) {
                     (Some(before), Some(after)) => thread_cpu_delta(before, after),
                     _ => Vec::new(),
@@ -181,6 +223,19 @@ pub async fn run_load(
     );
     let time_to_history = lock(&shared.time_to_history).summary();
     let errors = lock(&shared.errors).clone();
+    let backlog = shared.catch_up.as_ref().map(|catch_up| {
+        let clock = RunClock {
+            epoch_unix: shared.arrivals.epoch_unix(),
+            storm_end_us,
+        };
+        catchup::summarize(
+            &outcomes,
+            catch_up.backlog_secs,
+            clock,
+            catch_up.samples(),
+            shared.arrivals.flushed_delays().summary(),
+        )
+    });
     Ok(Report {
         label: config.label.clone(),
         url: config.url.to_string(),
@@ -212,7 +267,30 @@ pub async fn run_load(
         generator,
         machine,
         errors,
+        idle: config.idle,
+        backlog,
     })
+}
+
+/// The hold: `--hold`, and in a backlog run until every waiting client is
+/// current (at most `--catch-up-timeout` more), then [`AFTER_CATCH_UP`].
+async fn hold(config: &LoadConfig, shared: &Shared) {
+    tokio::time::sleep(config.hold).await;
+    let Some(catch_up) = &shared.catch_up else {
+        return;
+    };
+    if catch_up
+        .wait_all_current(Instant::now() + config.catch_up_timeout)
+        .await
+    {
+        info!(
+            "every client waiting for the flush is current; holding {} s more",
+            AFTER_CATCH_UP.as_secs()
+        );
+        tokio::time::sleep(AFTER_CATCH_UP).await;
+    } else {
+        warn!("not every client waiting for the flush became current within --catch-up-timeout");
+    }
 }
 
 /// Busy CPU of the machine in the hold, and the part neither the server nor the
@@ -359,8 +437,13 @@ async fn housekeeping(shared: Arc<Shared>, every: Duration, pid: Option<u32>) {
             ),
             _ => String::new(),
         };
+        let catch_up = shared
+            .catch_up
+            .as_ref()
+            .map(CatchUp::progress)
+            .unwrap_or_default();
         info!(
-            "t={:.0}s spawned={} connected={} histories={} connect_errors={} no_history={} dropped={} open={} msg/s={:.0}{}",
+            "t={:.0}s spawned={} connected={} histories={} connect_errors={} no_history={} dropped={} open={} msg/s={:.0}{}{}",
             start.elapsed().as_secs_f64(),
             counters.spawned.load(Ordering::Relaxed),
             counters.connected.load(Ordering::Relaxed),
@@ -370,7 +453,8 @@ async fn housekeeping(shared: Arc<Shared>, every: Duration, pid: Option<u32>) {
             counters.dropped.load(Ordering::Relaxed),
             counters.open.load(Ordering::Relaxed),
             (live - last_live) as f64 / secs,
-            server
+            server,
+            catch_up
         );
         last_live = live;
         last_cpu = now;

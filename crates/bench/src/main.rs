@@ -1,11 +1,13 @@
-//! `ratecast-bench`: parse the command line, set up logs, run the load generator
-//! or the baseline server, print the report.
+//! `ratecast-bench`: parse the command line, set up logs, run the load generator,
+//! the baseline server or the backlog server, print a report, table or comparison.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratecast_bench::{self as bench, BaselineConfig, Cli, Command, LoadConfig};
-use ratecast_process::{LogFormat, exit_code, init_tracing, parse_or_exit, shutdown_on_signal};
+use ratecast_bench::{self as bench, BacklogConfig, BaselineConfig, Cli, Command, LoadConfig};
+use ratecast_process::{
+    LogFormat, exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal,
+};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -16,9 +18,13 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(config) => load(*config, shutdown).await,
         Command::BaselineServer(config) => baseline(config, shutdown).await,
+        Command::BacklogServer(config) => backlog(*config, shutdown).await,
         Command::Table { files } => bench::table(&files)
             .map(|table| print!("{table}"))
             .context("cannot build the table"),
+        Command::Compare { ratecast, baseline } => bench::compare_files(&ratecast, &baseline)
+            .map(|comparison| print!("{comparison}"))
+            .context("cannot compare the reports"),
     };
     exit_code(result)
 }
@@ -52,4 +58,21 @@ async fn baseline(config: BaselineConfig, shutdown: CancellationToken) -> anyhow
     bench::baseline::serve_baseline(listener, config.assets, shutdown)
         .await
         .context("baseline server failed")
+}
+
+async fn backlog(config: BacklogConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate().map_err(anyhow::Error::msg)?;
+    bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    let listener = listen(&config.server.host, config.server.port).await?;
+    tracing::info!(addr = %listener.local_addr()?, "backlog server listening");
+    bench::backlog_server::serve_backlog(
+        listener,
+        config.assets.list,
+        config.server.server_config(),
+        config.backlog,
+        config.flush_after,
+        shutdown,
+    )
+    .await
+    .context("backlog server failed")
 }

@@ -5,7 +5,7 @@ use std::{collections::BTreeMap, fmt};
 
 use serde::{Deserialize, Serialize};
 
-use super::{latency::LatencySummary, procfs::ThreadCpu, verdict::Verdict};
+use super::{catchup::BacklogReport, latency::LatencySummary, procfs::ThreadCpu, verdict::Verdict};
 
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +34,13 @@ pub struct Report {
     pub machine: MachineReport,
     /// Error messages seen (connect, history, dropped, error frames) and counts.
     pub errors: BTreeMap<String, u64>,
+    /// The clients never subscribed (`--idle`): no history or point was
+    /// expected, and the server's memory is that of idle connections.
+    #[serde(default)]
+    pub idle: bool,
+    /// The catch-up after a backlog flush (`--expect-backlog`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<BacklogReport>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -130,8 +137,17 @@ impl fmt::Display for Report {
         let d = &self.delivery;
         writeln!(
             f,
-            "ratecast-bench: {}  {} clients, ramp {}/s, hold {:.0} s, {}",
-            self.label, self.clients, self.ramp_per_sec, d.hold_secs, self.url
+            "ratecast-bench: {}  {} clients{}, ramp {}/s, hold {:.0} s, {}",
+            self.label,
+            self.clients,
+            if self.idle {
+                " (idle: connected, never subscribed)"
+            } else {
+                ""
+            },
+            self.ramp_per_sec,
+            d.hold_secs,
+            self.url
         )?;
         writeln!(
             f,
@@ -210,11 +226,58 @@ impl fmt::Display for Report {
             "  machine      {} cores, {:.0} % of a core busy in the hold, {:.0} % of it other processes",
             self.machine.cores, self.machine.hold_busy_percent, self.machine.hold_other_percent
         )?;
+        if let Some(backlog) = &self.backlog {
+            write_backlog(f, backlog)?;
+        }
         for (error, count) in &self.errors {
             writeln!(f, "  error        {count} × {error}")?;
         }
         Ok(())
     }
+}
+
+fn or_dash<T: fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+fn write_backlog(f: &mut fmt::Formatter<'_>, b: &BacklogReport) -> fmt::Result {
+    writeln!(
+        f,
+        "  backlog      {} s per asset after second {} (newest flushed {}); flush observed at {} (Unix ms){}",
+        b.expected_secs,
+        or_dash(b.outage_end),
+        or_dash(b.newest_flushed),
+        or_dash(b.flush_observed_unix_ms.map(|ms| format!("{ms:.0}"))),
+        if b.flush_during_storm {
+            ", DURING THE STORM (raise --flush-after)"
+        } else {
+            ""
+        }
+    )?;
+    writeln!(
+        f,
+        "               waiting clients {}, current {}, incomplete {}, late subscribers {}; {} flushed messages delivered",
+        b.waiting_clients, b.current_clients, b.incomplete_clients, b.late_subscribers, b.messages
+    )?;
+    writeln!(
+        f,
+        "               every client current {} after the flush; per client catch-up {}",
+        or_dash(b.all_current_ms.map(|ms| format!("{ms:.1} ms"))),
+        lat(&b.catch_up)
+    )?;
+    writeln!(
+        f,
+        "               flushed points' fan-out {}",
+        lat(&b.fanout_delay)
+    )?;
+    writeln!(
+        f,
+        "               server from the flush until every client was current: CPU {} ({} in the kernel), RSS {} → {} MB",
+        or_dash(b.server_cpu_secs.map(|s| format!("{s:.2} s"))),
+        or_dash(b.server_system_cpu_secs.map(|s| format!("{s:.2} s"))),
+        or_dash(b.rss_at_flush_kb.map(|kb| format!("{:.1}", mb(kb)))),
+        or_dash(b.rss_when_current_kb.map(|kb| format!("{:.1}", mb(kb)))),
+    )
 }
 
 /// The header of [`Report::table_row`].
@@ -248,7 +311,11 @@ impl Report {
             c.connected,
             c.connect_errors + c.history_failures,
             c.dropped,
-            v.full_histories,
+            if self.idle {
+                "idle".to_owned()
+            } else {
+                v.full_histories.to_string()
+            },
             t.p50_ms,
             t.p99_ms,
             t.max_ms,

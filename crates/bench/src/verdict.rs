@@ -14,12 +14,15 @@
 //! - **duplicate**: a live point not newer than the previous one.
 //! - **seam error**: the first live point is not newer than the history's last,
 //!   or an existing point lies strictly between them.
+//! - **full history**: a consecutive run of at least the expected length; in a
+//!   backlog run (`--expect-backlog`) shorter by its age, since the server wrote
+//!   nothing after it. The flushed points are live points like any other.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use super::frames::HistoryScan;
+use super::{catchup::CatchUpOutcome, frames::HistoryScan};
 
 /// A point that reached some client this long before the stop must have reached
 /// every client still connected; otherwise it counts as missed.
@@ -53,6 +56,12 @@ pub struct ClientOutcome {
     pub foreign: u64,
     /// Live points received.
     pub live: u64,
+    /// Seconds the history may fall short of the expected length: in a backlog
+    /// run, how old its newest point was when it arrived (the server wrote
+    /// nothing since); 0 otherwise.
+    pub history_allowance: usize,
+    /// What the client saw of a backlog flush (`--expect-backlog` only).
+    pub catch_up: CatchUpOutcome,
     pub end: End,
 }
 
@@ -67,6 +76,8 @@ impl ClientOutcome {
             duplicates: 0,
             foreign: 0,
             live: 0,
+            history_allowance: 0,
+            catch_up: CatchUpOutcome::default(),
             end: End::Stopped,
         }
     }
@@ -136,7 +147,7 @@ pub fn judge(
             .map(|&(a, b)| between(a, b))
             .sum::<u64>();
         if let Some(history) = &outcome.history {
-            if history.is_full(expected_history) {
+            if history.is_full(expected_history.saturating_sub(outcome.history_allowance)) {
                 verdict.full_histories += 1;
             } else {
                 verdict.short_histories += 1;
@@ -262,6 +273,18 @@ mod tests {
         let mut dropped = stalled;
         dropped.end = End::Dropped("closed".into());
         assert_eq!(judge(&[dropped], &times, 50, 10).missed_at_end, 0);
+    }
+
+    #[test]
+    fn a_history_that_ends_where_the_server_stopped_writing_is_full_in_a_backlog_run() {
+        let mut stale = client(100, &[]);
+        stale.history = Some(full_history(100, 7));
+        assert_eq!(
+            judge(std::slice::from_ref(&stale), &existing([]), 0, 10).short_histories,
+            1
+        );
+        stale.history_allowance = 3;
+        assert_eq!(judge(&[stale], &existing([]), 0, 10).full_histories, 1);
     }
 
     #[test]

@@ -1,20 +1,30 @@
 //! The load generator, run for real but small: 50 clients for a few seconds
-//! against the all-in-one server (simulated rates, in-memory store) and against
-//! the baseline server, both in this process on port 0. It checks what the
+//! against the all-in-one server (simulated rates, in-memory store), against
+//! the baseline server, idle against the all-in-one, and through a backlog flush
+//! of the backlog server, all in this process on port 0. It checks what the
 //! generator reports about correctness, never how fast anything was: the numbers
 //! belong in docs/benchmarks.md, not in assertions.
 
+use std::time::Duration;
+
 use clap::Parser;
-use ratecast_bench::{BaselineConfig, LoadConfig, Report, baseline::serve_baseline, run_load};
+use ratecast_bench::{
+    BacklogConfig, BaselineConfig, LoadConfig, Report, backlog_server::serve_backlog,
+    baseline::serve_baseline, run_load,
+};
 use ratecast_testkit::Service;
 use tokio_util::sync::CancellationToken;
 
 const CLIENTS: usize = 50;
 
 async fn run_small_load(url: &str, label: &str) -> Report {
+    run_small_load_with(url, label, "3s", &[]).await
+}
+
+async fn run_small_load_with(url: &str, label: &str, hold: &str, extra: &[&str]) -> Report {
     let pid = std::process::id().to_string();
     let clients = CLIENTS.to_string();
-    let config = LoadConfig::try_parse_from([
+    let args = [
         "run",
         "--url",
         url,
@@ -23,7 +33,7 @@ async fn run_small_load(url: &str, label: &str) -> Report {
         "--ramp",
         "200",
         "--hold",
-        "3s",
+        hold,
         "--progress",
         "1s",
         "--settle",
@@ -34,8 +44,9 @@ async fn run_small_load(url: &str, label: &str) -> Report {
         &pid,
         "--label",
         label,
-    ])
-    .expect("valid generator flags");
+    ];
+    let config =
+        LoadConfig::try_parse_from(args.iter().chain(extra)).expect("valid generator flags");
     run_load(config, CancellationToken::new())
         .await
         .expect("the run completes")
@@ -105,4 +116,111 @@ async fn fifty_clients_of_the_baseline_get_their_full_history_and_every_point_on
         .await
         .expect("baseline task joins")
         .expect("baseline stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_idle_clients_of_ratecast_stay_connected_without_a_history_or_an_error() {
+    let service = Service::start(&[]).await;
+    let url = format!("ws://{}/", service.addr);
+    let report = run_small_load_with(&url, "ratecast-idle", "3s", &["--idle"]).await;
+    let text = report.to_string();
+    assert!(report.idle, "{text}");
+    assert!(text.contains("idle: connected, never subscribed"), "{text}");
+    let connect = &report.connect;
+    assert_eq!(
+        (connect.connected, connect.open_at_end, connect.histories),
+        (CLIENTS as u64, CLIENTS as u64, 0),
+        "{text}"
+    );
+    assert_eq!(
+        (
+            connect.connect_errors,
+            connect.history_failures,
+            connect.dropped
+        ),
+        (0, 0, 0),
+        "{text}"
+    );
+    assert_eq!(
+        report.verdict,
+        Default::default(),
+        "nothing to judge: {text}"
+    );
+    assert!(report.errors.is_empty(), "{text}");
+    assert_eq!(report.time_to_history.count, 0, "{text}");
+    assert_eq!(report.fanout_delay.count, 0, "{text}");
+    assert_eq!(report.delivery.total_messages, 0, "{text}");
+    let server = report.server.as_ref().expect("the server was sampled");
+    assert!(server.steady_rss_kb > 0, "{text}");
+    assert!(report.table_row().contains("| idle |"), "{text}");
+    service.shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_becomes_current() {
+    const BACKLOG_SECS: u64 = 30;
+    let backlog = format!("{BACKLOG_SECS}s");
+    let config = BacklogConfig::try_parse_from([
+        "backlog-server",
+        "--backlog",
+        &backlog,
+        "--flush-after",
+        "6s",
+    ])
+    .expect("valid backlog server flags");
+    config.validate().expect("a flush inside the outage");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backlog server");
+    let addr = listener.local_addr().expect("backlog server addr");
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve_backlog(
+        listener,
+        config.assets.list.clone(),
+        config.server.server_config(),
+        config.backlog,
+        config.flush_after,
+        shutdown.clone(),
+    ));
+    let report = run_small_load_with(
+        &format!("ws://{addr}/"),
+        "backlog",
+        "1s",
+        &["--expect-backlog", &backlog, "--catch-up-timeout", "2m"],
+    )
+    .await;
+    let text = report.to_string();
+    let flush = report.backlog.as_ref().expect("a backlog report");
+    assert_eq!(flush.expected_secs, BACKLOG_SECS as i64, "{text}");
+    assert!(flush.flush_observed_unix_ms.is_some(), "{text}");
+    assert!(!flush.flush_during_storm, "{text}");
+    assert_eq!(
+        (
+            flush.waiting_clients,
+            flush.current_clients,
+            flush.late_subscribers
+        ),
+        (CLIENTS as u64, CLIENTS as u64, 0),
+        "{text}"
+    );
+    assert_eq!(flush.incomplete_clients, 0, "{text}");
+    assert_eq!(flush.messages, CLIENTS as u64 * BACKLOG_SECS, "{text}");
+    assert!(flush.all_current_ms.is_some(), "{text}");
+    assert_eq!(flush.catch_up.count, CLIENTS as u64, "{text}");
+    assert!(flush.server_cpu_secs.is_some(), "{text}");
+    assert_eq!(
+        flush.newest_flushed,
+        flush.outage_end.map(|end| end + BACKLOG_SECS as i64),
+        "{text}"
+    );
+    // Once each, in order, without a hole, and the seam with the stale history
+    // holds: the flush is ordinary live points to the verdict.
+    assert_every_client_got_everything(&report);
+    let json = serde_json::to_string(&report).expect("the report serializes");
+    let back: Report = serde_json::from_str(&json).expect("and reads back");
+    assert_eq!(back.backlog, report.backlog);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(30), server)
+        .await
+        .expect("the backlog server stops")
+        .expect("backlog task joins")
+        .expect("backlog server stops cleanly");
 }
