@@ -6,6 +6,12 @@ use anyhow::Context;
 use ratecast_api::replica::{ReplicaArgs, run_replica};
 use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
+/// jemalloc, with its background thread, gives freed memory back to the OS
+/// within seconds, so a replica's RSS comes back down after a reconnect storm
+/// (glibc's malloc keeps it; see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: ReplicaArgs = parse_or_exit();

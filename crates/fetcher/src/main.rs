@@ -7,6 +7,12 @@ use anyhow::Context;
 use ratecast_fetcher::service::{FetcherArgs, run_service};
 use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
+/// jemalloc, with its background thread, gives freed memory back to the OS
+/// within seconds, so a replica's RSS comes back down after a reconnect storm
+/// (glibc's malloc keeps it; see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: FetcherArgs = parse_or_exit();

@@ -9,6 +9,12 @@ use ratecast::{
 };
 use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
 
+/// jemalloc, with its background thread, gives freed memory back to the OS
+/// within seconds, so a replica's RSS comes back down after a reconnect storm
+/// (glibc's malloc keeps it; see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli: Cli = parse_or_exit();
