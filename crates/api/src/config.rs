@@ -71,6 +71,11 @@ pub struct ServerArgs {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// At shutdown, answer /readyz 503 for this long before closing clients, so a
+    /// load balancer probing it stops sending upgrades first (within SHUTDOWN_TIMEOUT).
+    #[arg(long, env = "SHUTDOWN_DRAIN", value_parser = parse_duration)]
+    pub shutdown_drain: Option<Duration>,
+
     /// HTTP worker threads; 0 means one per CPU core.
     #[arg(long, env = "API_WORKERS", default_value_t = 0)]
     pub workers: usize,
@@ -96,6 +101,7 @@ impl ServerArgs {
             },
             workers: self.workers,
             shutdown_timeout: self.shutdown_timeout,
+            shutdown_drain: self.shutdown_drain,
             max_connections: self.max_connections as usize,
             max_history_queries: self.max_history_queries as usize,
             allowed_origins: (!origins.is_empty()).then_some(origins),

@@ -65,8 +65,12 @@ where
     ratecast_process::metrics::prometheus();
     let hub = Arc::new(Hub::new(assets));
     let store = Arc::new(store);
+    // The feed keeps clients served until the server has closed them (a drain
+    // may keep them a while after shutdown starts), so it stops after `serve`.
+    let feed_stop = CancellationToken::new();
     let feed = tokio::spawn({
         let (hub, store, shutdown) = (hub.clone(), store.clone(), shutdown.clone());
+        let feed_stop = feed_stop.clone();
         async move {
             let started = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -76,12 +80,13 @@ where
                 shutdown.cancel();
                 return Err(ApiError::Startup(error));
             }
-            feed::run_feed(hub, store, shutdown).await;
+            feed::run_feed(hub, store, feed_stop).await;
             Ok(())
         }
     });
     let served = server::serve(listener, hub, store, config, shutdown.clone()).await;
     shutdown.cancel();
+    feed_stop.cancel();
     let fed = feed.await.map_err(ApiError::Task)?;
     served.map_err(ApiError::Server)?;
     fed

@@ -11,8 +11,10 @@
 //! once and in order. Frames go to actix in slices of at most [`CHUNK`] bytes, so
 //! its per-connection write buffer never grows past a few KiB (a whole 124 KB
 //! `asset_history` handed over at once would stay allocated for the connection's
-//! life). A slice never mixes two frames' bytes: a control frame (ping, pong,
-//! close, still written by actix-ws) goes out only between frames.
+//! life). Control frames (ping, pong, close) are encoded here too and queued
+//! like replies, so they go out between whole frames, and actix-ws's own
+//! outbound channel is never polled: the body only keeps it, because dropping
+//! it is what ends actix-ws's reader.
 //!
 //! Slow consumers: [`Outbound::stalled`] says whether the socket has taken
 //! nothing for the send timeout while frames waited for it; the session then
@@ -109,6 +111,9 @@ struct State {
     waker: Option<Waker>,
     /// The body was dropped: the connection is over.
     gone: bool,
+    /// A close frame is queued: nothing is queued after it, and the body ends
+    /// once it is written.
+    closing: bool,
 }
 
 struct Shared {
@@ -129,9 +134,9 @@ pub struct Outbound {
 /// The dispatcher's half: the websocket response body.
 pub struct OutboundBody {
     shared: Rc<Shared>,
-    /// actix-ws's own body (ping, pong, close). Kept, never dropped early: its
-    /// drop is what ends actix-ws's read side.
-    control: BoxBody,
+    /// actix-ws's own body. Never polled (this body writes every frame), kept
+    /// and dropped with this body: its drop is what ends actix-ws's read side.
+    _reader_guard: BoxBody,
     /// The rest of the frame being written.
     rest: Bytes,
 }
@@ -150,6 +155,7 @@ impl Outbound {
                     last_taken: Instant::now(),
                     waker: None,
                     gone: false,
+                    closing: false,
                 }),
                 budget,
                 hub,
@@ -158,12 +164,12 @@ impl Outbound {
         }
     }
 
-    /// The response body that writes this side's frames ahead of `control`,
-    /// actix-ws's own body.
-    pub fn body(&self, control: BoxBody) -> OutboundBody {
+    /// The response body that writes this side's frames, in place of
+    /// actix-ws's own `body` (kept only for the reader's sake).
+    pub fn body(&self, actix_ws_body: BoxBody) -> OutboundBody {
         OutboundBody {
             shared: self.shared.clone(),
-            control,
+            _reader_guard: actix_ws_body,
             rest: Bytes::new(),
         }
     }
@@ -202,9 +208,20 @@ impl Outbound {
         })
     }
 
+    /// Ends the connection: what was queued and the subscription are dropped
+    /// (the frame being written is finished), `close` is the last frame, and the
+    /// response ends once it is written.
+    pub fn close(&self, close: Bytes) -> Result<(), Gone> {
+        self.discard();
+        self.update(|state| {
+            state.enqueue(close);
+            state.closing = true;
+        })
+    }
+
     fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), Gone> {
         let mut state = self.shared.state.borrow_mut();
-        if state.gone {
+        if state.gone || state.closing {
             return Err(Gone);
         }
         change(&mut state);
@@ -318,7 +335,7 @@ impl State {
 }
 
 impl OutboundBody {
-    /// The next frame: a queued reply first, then the next new live point.
+    /// The next frame: a queued one first, then the next new live point.
     fn next_frame(&self, cx: &mut Context<'_>) -> Option<Bytes> {
         let mut state = self.shared.state.borrow_mut();
         let frame = match state.dequeue() {
@@ -392,20 +409,12 @@ impl MessageBody for OutboundBody {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = &mut *self;
         if this.rest.is_empty() {
-            if let Some(frame) = this.next_frame(cx) {
-                this.rest = frame;
-            } else {
-                // Control frames go out only between data frames.
-                match Pin::new(&mut this.control).poll_next(cx) {
-                    Poll::Ready(Some(Ok(bytes))) => this.rest = bytes,
-                    other => return other,
-                }
+            match this.next_frame(cx) {
+                Some(frame) => this.rest = frame,
+                // The close frame was the last one: the connection ends.
+                None if this.shared.state.borrow().closing => return Poll::Ready(None),
+                None => return Poll::Pending,
             }
-        }
-        if this.rest.is_empty() {
-            // An empty chunk from actix-ws; ask again rather than end the body.
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
         }
         this.slice()
     }
@@ -450,7 +459,7 @@ mod tests {
         out
     }
 
-    fn control(chunks: &[&'static [u8]]) -> BoxBody {
+    fn actix_ws_body(chunks: &[&'static [u8]]) -> BoxBody {
         let stream = futures_util::stream::iter(
             chunks
                 .iter()
@@ -486,25 +495,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_large_frame_leaves_in_slices_of_at_most_a_chunk_before_any_control_frame() {
+    async fn a_large_frame_leaves_in_slices_of_at_most_a_chunk_and_frames_stay_whole() {
         let outbound = Outbound::new(1 << 20, hub());
-        let mut body = outbound.body(control(&[b"PING"]));
+        let mut body = outbound.body(actix_ws_body(&[b"NEVER"]));
         let big = Bytes::from(vec![7u8; 3 * CHUNK + 10]);
         outbound.push(big.clone()).expect("open");
-        outbound.push(Bytes::from_static(b"small")).expect("open");
+        outbound.push(crate::wire::ping_frame()).expect("open");
         let out = drain(&mut body);
         assert!(out.iter().all(|c| c.len() <= CHUNK));
         let bytes: Vec<u8> = out.concat();
         assert_eq!(&bytes[..big.len()], &big[..]);
-        assert_eq!(&bytes[big.len()..], b"smallPING");
-        assert_eq!(out.len(), 6, "4 slices, the small frame, then control");
+        assert_eq!(&bytes[big.len()..], &crate::wire::ping_frame()[..]);
+        assert_eq!(
+            out.len(),
+            5,
+            "4 slices, then the ping; actix-ws's body is never read"
+        );
         assert_eq!(outbound.queued(), 0);
     }
 
     #[tokio::test]
     async fn the_budget_counts_queued_bytes_until_the_socket_takes_them() {
         let outbound = Outbound::new(100, hub());
-        let mut body = outbound.body(control(&[]));
+        let mut body = outbound.body(actix_ws_body(&[]));
         assert!(outbound.fits(1000), "anything fits an empty queue");
         outbound.push(Bytes::from(vec![0u8; 60])).expect("open");
         assert!(outbound.fits(40));
@@ -525,7 +538,7 @@ mod tests {
         let hub = hub();
         hub.apply(&point(NOW - 2), NOW);
         let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(control(&[]));
+        let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
             .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
@@ -547,7 +560,7 @@ mod tests {
         let hub = hub();
         hub.apply(&point(NOW - 500), NOW);
         let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(control(&[]));
+        let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
             .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
@@ -572,7 +585,7 @@ mod tests {
     async fn unsubscribing_stops_the_points_after_the_reply() {
         let hub = hub();
         let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(control(&[]));
+        let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
             .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
@@ -597,7 +610,7 @@ mod tests {
     #[test]
     fn a_dropped_body_refuses_further_frames() {
         let outbound = Outbound::new(100, hub());
-        let body = outbound.body(control(&[]));
+        let body = outbound.body(actix_ws_body(&[]));
         outbound.push(Bytes::from_static(b"x")).expect("open");
         drop(body);
         assert_eq!(outbound.push(Bytes::from_static(b"y")), Err(Gone));
@@ -605,17 +618,19 @@ mod tests {
     }
 
     #[test]
-    fn discarding_keeps_the_frame_being_written_whole() {
+    fn closing_finishes_the_frame_being_written_then_sends_only_the_close_and_ends() {
         let outbound = Outbound::new(1 << 20, hub());
-        let mut body = outbound.body(control(&[b"CLOSE"]));
+        let mut body = outbound.body(actix_ws_body(&[]));
         outbound
             .push(Bytes::from(vec![1u8; CHUNK + 5]))
             .expect("open");
         outbound.push(Bytes::from_static(b"dropped")).expect("open");
         assert!(matches!(poll(&mut body), Poll::Ready(Some(c)) if c.len() == CHUNK));
-        outbound.discard();
+        let close = crate::wire::close_frame(1001, "bye");
+        outbound.close(close.clone()).expect("open");
+        assert_eq!(outbound.push(Bytes::from_static(b"late")), Err(Gone));
         assert!(matches!(poll(&mut body), Poll::Ready(Some(c)) if c.len() == 5));
-        assert!(matches!(poll(&mut body), Poll::Ready(Some(c)) if &c[..] == b"CLOSE"));
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(c)) if c == close));
         assert!(matches!(poll(&mut body), Poll::Ready(None)));
     }
 }

@@ -46,8 +46,13 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Connections each worker accepts at once.
     pub max_connections_per_worker: usize,
-    /// The whole shutdown budget: sessions closing with 1001, then actix stopping.
+    /// The whole shutdown budget: the drain, sessions closing with 1001, then
+    /// actix stopping.
     pub shutdown_timeout: Duration,
+    /// How long to answer `/readyz` 503 (and refuse upgrades) before closing
+    /// clients at shutdown, so a load balancer that probes it stops sending
+    /// clients first; `None` closes them at once.
+    pub shutdown_drain: Option<Duration>,
     /// Websocket sessions per process; further upgrades get 503 before upgrading.
     pub max_connections: usize,
     /// Browser origins allowed to open a websocket (`Origin` header, exact
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             workers: 0,
             max_connections_per_worker: 25_000,
             shutdown_timeout: Duration::from_secs(10),
+            shutdown_drain: None,
             max_connections: 20_000,
             allowed_origins: None,
             readiness_detail: None,
@@ -164,12 +170,25 @@ pub async fn serve(
         served = &mut server => return served,
         () = shutdown.cancelled() => {}
     }
-    // `shutdown` already flipped /readyz and refuses upgrades; now close clients.
+    // `shutdown` already flipped /readyz and refuses upgrades. A load balancer
+    // that probes /readyz may be given time to notice before clients are told
+    // to go; the drain fits in the shutdown budget.
+    let session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
+    if let Some(drain) = config.shutdown_drain {
+        let drain = drain.min(session_budget.saturating_sub(ACTIX_STOP_BUDGET));
+        info!(
+            ?drain,
+            "shutting down: /readyz answers 503; closing clients after the drain"
+        );
+        tokio::select! {
+            served = &mut server => return served,
+            () = tokio::time::sleep(drain) => {}
+        }
+    }
     info!("shutting down: closing websocket sessions");
     closing.cancel();
     sessions.close();
     // Sessions get the budget minus the second actix takes to stop afterwards.
-    let session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
     if tokio::time::timeout(session_budget, sessions.wait())
         .await
         .is_err()
@@ -197,6 +216,9 @@ fn build_server(
             .route("/metrics", web::get().to(metrics))
     })
     .disable_signals()
+    // A history frame goes out in several writes: without TCP_NODELAY its last
+    // segment can wait for the client's delayed ACK (40 ms on Linux).
+    .tcp_nodelay(true)
     // Body chunks are at most CHUNK (see `outbound`), so each connection's write
     // buffer stays under 2 × CHUNK instead of growing to its largest frame.
     .h1_write_buffer_size(CHUNK)
@@ -245,18 +267,18 @@ async fn index(
             .insert_header((header::RETRY_AFTER, "5"))
             .body("connection limit reached; try another server or later\n"));
     }
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // actix-ws's `Session` is not used: every outbound frame, control frames
+    // included, is written by the connection's `Outbound` body.
+    let (response, _session, stream) = actix_ws::handle(&req, body)?;
     let shared = state.sessions_shared.clone();
     let stream = stream
         .max_frame_size(shared.config.max_message_bytes)
         .aggregate_continuations();
-    // Data frames go through the connection's own byte-bounded queue; actix-ws
-    // still writes ping, pong and close between them.
     let outbound = Outbound::new(shared.config.max_queued_bytes, shared.hub.clone());
     let response = response
-        .map_body(|_, control| outbound.body(control))
+        .map_body(|_, actix_ws_body| outbound.body(actix_ws_body))
         .map_into_boxed_body();
-    let task = run_session(shared, session, outbound, stream, state.closing.clone());
+    let task = run_session(shared, outbound, stream, state.closing.clone());
     actix_web::rt::spawn(state.sessions.track_future(async move {
         task.await;
         drop(slot);

@@ -14,9 +14,10 @@
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
+
 use ratecast_core::{
     Asset,
     protocol::{
@@ -101,23 +102,24 @@ impl Exit {
         }
     }
 
-    fn close_reason(&self) -> Option<CloseReason> {
-        let reason = |code, text: &str| {
-            Some(CloseReason {
-                code,
-                description: Some(text.to_owned()),
-            })
+    /// The close frame's code and reason; `None` when none can be sent.
+    fn close_frame(&self) -> Option<Bytes> {
+        const NORMAL: u16 = 1000;
+        const AWAY: u16 = 1001;
+        const PROTOCOL: u16 = 1002;
+        const POLICY: u16 = 1008;
+        const SIZE: u16 = 1009;
+        let (code, reason) = match self {
+            Self::ClientGone => (NORMAL, ""),
+            Self::Shutdown => (AWAY, "going away: server shutting down"),
+            Self::Idle => (NORMAL, "idle timeout"),
+            Self::SlowConsumer => (POLICY, "slow consumer"),
+            Self::TooBig => (SIZE, "message too big"),
+            Self::RateLimited => (POLICY, "rate limit exceeded"),
+            Self::Protocol(text) => (PROTOCOL, text.as_str()),
+            Self::SendFailed => return None,
         };
-        match self {
-            Self::ClientGone => Some(CloseCode::Normal.into()),
-            Self::Shutdown => reason(CloseCode::Away, "going away: server shutting down"),
-            Self::Idle => reason(CloseCode::Normal, "idle timeout"),
-            Self::SlowConsumer => reason(CloseCode::Policy, "slow consumer"),
-            Self::TooBig => reason(CloseCode::Size, "message too big"),
-            Self::RateLimited => reason(CloseCode::Policy, "rate limit exceeded"),
-            Self::Protocol(text) => reason(CloseCode::Protocol, text),
-            Self::SendFailed => None,
-        }
+        Some(wire::close_frame(code, reason))
     }
 }
 
@@ -143,8 +145,6 @@ struct HistoryRequest {
 /// One connection's state, owned by its loop.
 struct Connection<'a> {
     shared: &'a Shared,
-    /// actix-ws's handle, for control frames (ping, pong, close).
-    control: Session,
     outbound: Outbound,
     /// This connection's `history` query, if one runs.
     history: Option<PendingHistory>,
@@ -159,7 +159,6 @@ struct Connection<'a> {
 /// Drives one connection until it ends.
 pub async fn run_session(
     shared: Arc<Shared>,
-    control: Session,
     outbound: Outbound,
     stream: AggregatedMessageStream,
     shutdown: CancellationToken,
@@ -174,7 +173,6 @@ pub async fn run_session(
     let mut shutting_down = std::pin::pin!(shutdown.cancelled());
     let mut conn = Connection {
         shared: &shared,
-        control,
         outbound,
         history: None,
         stall: Box::pin(tokio::time::sleep(Duration::ZERO)),
@@ -229,13 +227,14 @@ pub async fn run_session(
     };
     debug!(?exit, "session ended");
     crate::metrics::closed(exit.label());
-    // Closing sends the close frame next, not the backlog (the frame being
-    // written is finished first, to keep the stream valid).
-    conn.outbound.discard();
-    let Connection { control, .. } = conn;
-    if let Some(reason) = exit.close_reason() {
-        // A client that stopped reading must not hold the task: bound the close.
-        let _ = tokio::time::timeout(config.send_timeout, control.close(Some(reason))).await;
+    // The close frame goes next, not the backlog (the frame being written is
+    // finished first, to keep the stream valid), and the response ends after
+    // it. Nothing waits here: a client that stopped reading does not hold the task.
+    match exit.close_frame() {
+        Some(close) => {
+            let _ = conn.outbound.close(close);
+        }
+        None => conn.outbound.discard(),
     }
 }
 
@@ -319,12 +318,9 @@ impl Connection<'_> {
 
     /// The ping tick.
     fn heartbeat(&mut self) -> Result<(), Exit> {
-        // A ping that does not fit actix-ws's queue is skipped: that client is
-        // not reading, which the stall timer deals with.
-        match self.control.ping(b"").now_or_never() {
-            Some(Err(_closed)) => Err(Exit::SendFailed),
-            Some(Ok(())) | None => Ok(()),
-        }
+        self.outbound
+            .push(wire::ping_frame())
+            .map_err(|_gone| Exit::SendFailed)
     }
 
     fn on_message(&mut self, message: AggregatedMessage) -> Result<(), Exit> {
@@ -339,12 +335,7 @@ impl Connection<'_> {
                 ErrorCode::BinaryNotSupported,
                 "binary frames are not supported; send JSON text frames",
             )),
-            // A pong that does not fit actix-ws's queue is skipped (the client
-            // is not reading); never wait for it.
-            AggregatedMessage::Ping(payload) => match self.control.pong(&payload).now_or_never() {
-                Some(Err(_closed)) => Err(Exit::SendFailed),
-                Some(Ok(())) | None => Ok(()),
-            },
+            AggregatedMessage::Ping(payload) => self.send(wire::pong_frame(&payload)),
             AggregatedMessage::Pong(_) => Ok(()),
             AggregatedMessage::Close(_) => Err(Exit::ClientGone),
         }

@@ -24,11 +24,21 @@ use ratecast_core::{
 const MAX_HEADER: usize = 10;
 /// FIN set, opcode 1 (text): every server message is one unfragmented text frame.
 const FIN_TEXT: u8 = 0x81;
+/// FIN set, opcodes 8, 9 and 10: close, ping, pong.
+const FIN_CLOSE: u8 = 0x88;
+const FIN_PING: u8 = 0x89;
+const FIN_PONG: u8 = 0x8A;
+/// The largest payload of a control frame (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// The header of a text frame whose payload is `len` bytes, and its length.
 fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
+    header_of(FIN_TEXT, len)
+}
+
+fn header_of(first: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
     let mut header = [0u8; MAX_HEADER];
-    header[0] = FIN_TEXT;
+    header[0] = first;
     let size = match len {
         0..=125 => {
             header[1] = len as u8;
@@ -50,11 +60,39 @@ fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
 
 /// A text frame carrying `payload` (one copy of it).
 pub fn text_frame(payload: &[u8]) -> Bytes {
-    let (header, size) = header(payload.len());
+    frame_of(FIN_TEXT, payload)
+}
+
+fn frame_of(first: u8, payload: &[u8]) -> Bytes {
+    let (header, size) = header_of(first, payload.len());
     let mut frame = Vec::with_capacity(size + payload.len());
     frame.extend_from_slice(&header[..size]);
     frame.extend_from_slice(payload);
     Bytes::from(frame)
+}
+
+/// The server's keep-alive ping, with an empty payload.
+pub fn ping_frame() -> Bytes {
+    Bytes::from_static(&[FIN_PING, 0])
+}
+
+/// The answer to a client's ping, carrying its payload (at most 125 bytes,
+/// which the frame reader enforces for control frames).
+pub fn pong_frame(payload: &[u8]) -> Bytes {
+    frame_of(FIN_PONG, &payload[..payload.len().min(MAX_CONTROL_PAYLOAD)])
+}
+
+/// A close frame with `code` and `reason`, the reason cut at a character
+/// boundary to fit the 125-byte control payload.
+pub fn close_frame(code: u16, reason: &str) -> Bytes {
+    let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut payload = Vec::with_capacity(2 + end);
+    payload.extend_from_slice(&code.to_be_bytes());
+    payload.extend_from_slice(&reason.as_bytes()[..end]);
+    frame_of(FIN_CLOSE, &payload)
 }
 
 /// A `point` frame, encoded once, and where its point object lies in it.
@@ -118,7 +156,7 @@ pub fn history_frame<'a>(points: impl Iterator<Item = &'a PointBytes> + Clone) -
 /// The payload of an encoded server frame (tests read frames as JSON).
 #[cfg(test)]
 pub(crate) fn payload(frame: &[u8]) -> &[u8] {
-    assert_eq!(frame[0], FIN_TEXT, "one unfragmented text frame");
+    assert!(frame[0] & 0x80 != 0, "one unfragmented frame");
     let (len, start) = match frame[1] {
         126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
         127 => {
@@ -168,6 +206,25 @@ mod tests {
             assert_eq!(frame.len(), len + size, "{len}");
             assert_eq!(payload(&frame).len(), len);
         }
+    }
+
+    #[test]
+    fn control_frames_have_their_opcodes_and_fit_125_bytes() {
+        assert_eq!(&ping_frame()[..], &[0x89, 0]);
+        assert_eq!(&pong_frame(b"abc")[..], &[0x8A, 3, b'a', b'b', b'c']);
+        let close = close_frame(1001, "going away: server shutting down");
+        assert_eq!(close[0], 0x88);
+        assert_eq!(&payload(&close)[..2], &1001u16.to_be_bytes());
+        assert_eq!(&payload(&close)[2..], b"going away: server shutting down");
+        let long = "é".repeat(100);
+        let cut = close_frame(1002, &long);
+        assert_eq!(cut[1] as usize, payload(&cut).len());
+        assert!(payload(&cut).len() <= 125);
+        assert!(
+            std::str::from_utf8(&payload(&cut)[2..]).is_ok(),
+            "cut at a char boundary"
+        );
+        assert_eq!(pong_frame(&[7u8; 300]).len(), 2 + 125);
     }
 
     #[test]

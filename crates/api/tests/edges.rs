@@ -324,41 +324,21 @@ async fn a_range_longer_than_an_hour_is_answered_a_page_at_a_time() {
     assert_eq!(times, (from + 3600..now - 100).collect::<Vec<_>>());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn from_the_moment_shutdown_starts_readyz_and_upgrades_answer_503_while_clients_are_still_being_closed()
- {
+#[tokio::test]
+async fn from_the_moment_shutdown_starts_readyz_and_upgrades_answer_503_before_clients_are_closed()
+{
     let server = ApiServer::start_with(
         ASSETS,
         ServerConfig {
-            session: SessionConfig {
-                send_timeout: Duration::from_secs(3),
-                rate_per_second: 1000,
-                rate_burst: 1000,
-                ..SessionConfig::default()
-            },
+            shutdown_drain: Some(Duration::from_secs(2)),
+            shutdown_timeout: Duration::from_secs(5),
             ..ServerConfig::default()
         },
     )
     .await;
     let now = unix_now_secs();
-    let day: Vec<Point> = (now - 86_400..now - 70)
-        .map(|t| point(1, "EURUSD", t, 1.085))
-        .collect();
-    server.insert(&day).await;
-    // A client that reads nothing: its socket fills with history pages, then the
-    // pongs to its pings fill actix-ws's queue, so its close frame has to wait
-    // the send timeout and the session outlives the start of shutdown.
-    let mut stuck = server.client().await;
-    for _ in 0..40 {
-        stuck
-            .send_text(&history_request(1, now - 86_399, now))
-            .await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    for _ in 0..64 {
-        stuck.send(Message::Ping(vec![1].into())).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut client = server.client().await;
+    client.subscribe(1).await;
     server.shutdown.cancel();
     let (status, body) = ratecast_testkit::http_get(server.addr, "/readyz").await;
     assert_eq!((status, body.as_str()), (503, "not ready: shutting down\n"));
@@ -369,6 +349,13 @@ async fn from_the_moment_shutdown_starts_readyz_and_upgrades_answer_503_while_cl
         }
         other => panic!("the upgrade was not refused: {other:?}"),
     }
+    // The existing client is still served during the drain, then closed with 1001.
+    server.insert(&[point(1, "EURUSD", now, 1.1)]).await;
+    assert_eq!(client.expect("point").await["time"], now);
+    assert_eq!(
+        client.expect_close().await.map(|(code, _)| code),
+        Some(CloseCode::Away)
+    );
     tokio::time::timeout(WAIT, server.task)
         .await
         .expect("the server stopped within its shutdown budget")
