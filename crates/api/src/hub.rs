@@ -104,6 +104,9 @@ struct TopicState {
     /// change and shared until the next one.
     history: Option<Bytes>,
     points: broadcast::Sender<PointBytes>,
+    /// Points pushed live so far: each broadcast point carries its number, so a
+    /// subscriber that joined at `seq` knows which ones it must get.
+    seq: u64,
 }
 
 /// What a subscriber gets: the history so far and the live points after it.
@@ -113,6 +116,9 @@ pub struct Subscription {
     pub history: Bytes,
     /// Every `point` frame of this asset applied after `history` was taken.
     pub points: broadcast::Receiver<PointBytes>,
+    /// The sequence number of the last point pushed before `history` was taken:
+    /// the subscriber gets exactly the points numbered after it.
+    pub seq: u64,
     /// The newest time the client has (history or `since`): a catch-up
     /// continues after it and live points not after it are not sent again.
     pub last_time: Option<i64>,
@@ -128,6 +134,7 @@ impl Hub {
                     window: Window::new(),
                     history: None,
                     points: broadcast::channel(POINT_BUFFER).0,
+                    seq: 0,
                 }),
             })
             .collect();
@@ -193,12 +200,14 @@ impl Hub {
             return Applied::Expired;
         }
         // Encode outside the lock; `place` keeps it only if the point is taken.
-        let encoded = PointBytes::encode(point);
+        let mut encoded = PointBytes::encode(point);
         let mut state = topic.lock();
         state.window.evict_before(cutoff);
+        encoded.seq = state.seq + 1;
         let placed = state.window.place(point.time, || encoded.clone());
         match placed {
             Placed::Newest => {
+                state.seq = encoded.seq;
                 state.history = None;
                 // An error only means nobody is subscribed to this asset right now.
                 let _ = state.points.send(encoded);
@@ -247,6 +256,7 @@ impl Hub {
         // this replica's window does not reach that far yet.
         let last_time = state.window.newest_held().max(since);
         let points = state.points.subscribe();
+        let seq = state.seq;
         let history = match since {
             Some(_) => {
                 let missed: Vec<PointBytes> =
@@ -269,23 +279,31 @@ impl Hub {
             asset: topic.asset.clone(),
             history,
             points,
+            seq,
             last_time,
         })
     }
 
     /// For a subscriber that lagged: the `point` frames of the window after
-    /// `after` (shared bytes), and a new receiver of every point applied after
-    /// them (taken under the same lock, so nothing is missed or repeated).
+    /// `after` (shared bytes), and, taken under the same lock, a new receiver
+    /// of every point applied after them and the sequence number they end at,
+    /// so nothing is missed or repeated.
     pub fn catch_up(
         &self,
         id: AssetId,
         after: Option<i64>,
-    ) -> Option<(Vec<PointBytes>, broadcast::Receiver<PointBytes>)> {
+    ) -> Option<(Vec<PointBytes>, broadcast::Receiver<PointBytes>, u64)> {
         let topic = self.topic(id)?;
         let state = topic.lock();
         let from = after.map_or(i64::MIN, |t| t.saturating_add(1));
         let frames = state.window.since(from).map(|(_, p)| p.clone()).collect();
-        Some((frames, state.points.subscribe()))
+        Some((frames, state.points.subscribe(), state.seq))
+    }
+
+    /// A receiver of every point of `id` pushed live from now on (the
+    /// per-worker relays hold one each).
+    pub fn points(&self, id: AssetId) -> Option<broadcast::Receiver<PointBytes>> {
+        Some(self.topic(id)?.lock().points.subscribe())
     }
 
     /// The newest time `id` ever had a point (what a current subscriber has seen).
@@ -480,10 +498,11 @@ mod tests {
             sub.points.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
-        let (frames, mut points) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
+        let (frames, mut points, seq) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
+        assert_eq!(seq, 101, "the hub pushed 101 points");
         let times: Vec<i64> = frames.iter().map(|f| f.time).collect();
         assert_eq!(times, (NOW - 99..=NOW).collect::<Vec<_>>());
-        let (again, _) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
+        let (again, _, _) = hub.catch_up(AssetId(1), sub.last_time).expect("asset");
         assert_eq!(
             frames[0].frame.as_ptr(),
             again[0].frame.as_ptr(),

@@ -13,6 +13,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
+pub mod relay;
 pub mod replica;
 pub mod server;
 pub mod session;

@@ -4,11 +4,13 @@
 //! Two sources feed the body ([`OutboundBody`]), both of shared, pre-encoded
 //! frames ([`crate::wire`]): a queue of replies the session pushes (bounded in
 //! bytes, [`Outbound::fits`]), and the subscription's live points, which the body
-//! takes straight from the hub's broadcast when the socket has room: a point
-//! reaches the socket without waking the session task, and a client that stops
-//! reading stops taking points instead of growing a queue. A subscriber that
-//! falls behind the broadcast ring catches up from the hub's window, every point
-//! once and in order. Frames go to actix in slices of at most [`CHUNK`] bytes, so
+//! takes straight from its worker's [`Relay`](crate::relay::Relay) when the
+//! socket has room: a point reaches the socket without waking the session task,
+//! and a client that stops reading stops taking points instead of growing a
+//! queue. Points carry the hub's sequence numbers: one the client's history
+//! already had is skipped, and a subscriber that sees a gap (it fell behind a
+//! ring, or the relay did) catches up from the hub's window, every point once
+//! and in order. Frames go to actix in slices of at most [`CHUNK`] bytes, so
 //! its per-connection write buffer never grows past a few KiB (a whole 124 KB
 //! `asset_history` handed over at once would stay allocated for the connection's
 //! life). Control frames (ping, pong, close) are encoded here too and queued
@@ -94,6 +96,9 @@ struct Live {
     points: LivePoints,
     /// The newest time the client has: points not after it are not sent again.
     last_time: Option<i64>,
+    /// The hub's sequence number of the last point the client has (in its
+    /// history, a catch-up, or live): the next one must be `seq + 1`.
+    seq: u64,
 }
 
 struct State {
@@ -179,13 +184,16 @@ impl Outbound {
         self.update(|state| state.enqueue(frame))
     }
 
-    /// Replaces the subscription: `history` is queued and the points received
-    /// by `points` after it follow, newer than `last_time` only. Nothing of the
-    /// previous subscription is sent after `history`.
+    /// Replaces the subscription: `history` is queued and the points `points`
+    /// receives follow it, those numbered after `seq` (the hub's number at the
+    /// history) and newer than `last_time` only. `points` must have been
+    /// subscribed before the history was taken. Nothing of the previous
+    /// subscription is sent after `history`.
     pub fn subscribe(
         &self,
         asset: AssetId,
         points: broadcast::Receiver<PointBytes>,
+        seq: u64,
         last_time: Option<i64>,
         history: Bytes,
     ) -> Result<(), Gone> {
@@ -195,6 +203,7 @@ impl Outbound {
                 asset,
                 points: LivePoints::new(points),
                 last_time,
+                seq,
             });
         })
     }
@@ -352,39 +361,43 @@ impl OutboundBody {
         frame
     }
 
-    /// The subscription's next point newer than what the client has; on a lag,
+    /// The subscription's next point after what the client has; after a gap,
     /// the missed points from the hub's window, queued, and the first of them.
     fn next_point(&self, state: &mut State, cx: &mut Context<'_>) -> Option<Bytes> {
         loop {
             let live = state.live.as_mut()?;
-            match live.points.poll(cx) {
+            let gap = match live.points.poll(cx) {
                 Poll::Pending => return None,
-                Poll::Ready(Ok(point)) => {
+                Poll::Ready(Ok(point)) if point.seq <= live.seq => continue,
+                Poll::Ready(Ok(point)) if point.seq == live.seq + 1 => {
+                    live.seq = point.seq;
+                    // Live points only move forward, whatever a history held.
                     if live.last_time.is_some_and(|last| point.time <= last) {
                         continue;
                     }
                     live.last_time = Some(point.time);
                     return Some(point.frame);
                 }
-                Poll::Ready(Err(RecvError::Lagged(_))) => {
-                    let (missed, points) = self.shared.hub.catch_up(live.asset, live.last_time)?;
-                    crate::metrics::lag_catch_up(missed.len());
-                    live.points = LivePoints::new(points);
-                    if let Some(last) = missed.last() {
-                        live.last_time = Some(last.time);
-                    }
-                    for point in missed {
-                        state.enqueue(point.frame);
-                    }
-                    if let Some(frame) = state.dequeue() {
-                        return Some(frame);
-                    }
-                }
+                // A point was skipped on the way (a ring overflowed).
+                Poll::Ready(Ok(_)) | Poll::Ready(Err(RecvError::Lagged(_))) => true,
                 // The hub never drops its senders while serving.
-                Poll::Ready(Err(RecvError::Closed)) => {
-                    state.live = None;
-                    return None;
-                }
+                Poll::Ready(Err(RecvError::Closed)) => false,
+            };
+            if !gap {
+                state.live = None;
+                return None;
+            }
+            let (missed, _, seq) = self.shared.hub.catch_up(live.asset, live.last_time)?;
+            crate::metrics::lag_catch_up(missed.len());
+            live.seq = seq;
+            if let Some(last) = missed.last() {
+                live.last_time = Some(last.time);
+            }
+            for point in missed {
+                state.enqueue(point.frame);
+            }
+            if let Some(frame) = state.dequeue() {
+                return Some(frame);
             }
         }
     }
@@ -541,7 +554,7 @@ mod tests {
         let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
-            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
             .expect("open");
         hub.apply(&point(NOW - 1), NOW);
         hub.apply(&point(NOW - 3), NOW); // late: never pushed
@@ -563,7 +576,7 @@ mod tests {
         let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
-            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
             .expect("open");
         assert_eq!(drain(&mut body).len(), 1, "the history");
         let burst = POINT_BUFFER as i64 * 3;
@@ -582,13 +595,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_gap_in_the_sequence_numbers_is_filled_from_the_window() {
+        let hub = hub();
+        hub.apply(&point(NOW - 10), NOW);
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let mut body = outbound.body(actix_ws_body(&[]));
+        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        hub.apply(&point(NOW - 9), NOW);
+        // A receiver that joined late, as a relay that skipped a point.
+        let late = hub.points(AssetId(1)).expect("asset");
+        hub.apply(&point(NOW - 8), NOW);
+        outbound
+            .subscribe(AssetId(1), late, sub.seq, sub.last_time, sub.history)
+            .expect("open");
+        assert_eq!(times(&drain(&mut body)), vec![NOW - 9, NOW - 8]);
+        hub.apply(&point(NOW - 7), NOW);
+        assert_eq!(times(&drain(&mut body)), vec![NOW - 7], "then live again");
+    }
+
+    #[tokio::test]
     async fn unsubscribing_stops_the_points_after_the_reply() {
         let hub = hub();
         let outbound = Outbound::new(1 << 20, hub.clone());
         let mut body = outbound.body(actix_ws_body(&[]));
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound
-            .subscribe(AssetId(1), sub.points, sub.last_time, sub.history)
+            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
             .expect("open");
         hub.apply(&point(NOW), NOW);
         outbound

@@ -35,6 +35,7 @@ use crate::{
     hub::Hub,
     limits::{RateLimiter, Verdict},
     outbound::Outbound,
+    relay::Relay,
     wire,
 };
 
@@ -167,8 +168,10 @@ pub async fn run_session(
     let mut stream = stream.max_continuation_size(config.max_message_bytes);
     let mut limiter = RateLimiter::new(config.rate_per_second, config.rate_burst, Instant::now());
     let mut last_heard = Instant::now();
-    let mut heartbeat =
-        tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut heartbeat = tokio::time::interval_at(
+        on_the_grid(Instant::now() + config.ping_interval, config.ping_interval),
+        config.ping_interval,
+    );
     // Registered once for the session's life, not once per loop turn.
     let mut shutting_down = std::pin::pin!(shutdown.cancelled());
     let mut conn = Connection {
@@ -238,6 +241,24 @@ pub async fn run_session(
     }
 }
 
+/// `at`, rounded up to the process-wide grid of whole seconds (or of `period`,
+/// when that is shorter) of the timer clock.
+///
+/// Every session's pings and slow-consumer checks fall on this grid, so a
+/// worker thread wakes once a second for all of its sessions' timers rather
+/// than once per session timer (thousands of wake-ups a second at 19,000
+/// connections, each a context switch). A timer fires at most one step late.
+fn on_the_grid(at: Instant, period: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let step = period
+        .clamp(Duration::from_millis(1), Duration::from_secs(1))
+        .as_nanos();
+    let since = at.saturating_duration_since(epoch).as_nanos();
+    let offset = since.div_ceil(step).saturating_mul(step);
+    epoch + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
+}
+
 /// A frame over the limit, or fragments adding up to more than it. actix-ws
 /// reports the latter only as an I/O error with this text; a black-box test
 /// pins the behaviour so a library change cannot silently turn 1009 into 1002.
@@ -300,7 +321,8 @@ impl Connection<'_> {
     /// Arms the slow-consumer check, if anything can wait for the socket.
     fn arm_stall(&mut self) {
         if let Some(deadline) = self.outbound.next_check(self.config().send_timeout) {
-            self.stall.as_mut().reset(deadline);
+            let timeout = self.config().send_timeout;
+            self.stall.as_mut().reset(on_the_grid(deadline, timeout));
             self.stall_armed = true;
         }
     }
@@ -357,7 +379,14 @@ impl Connection<'_> {
     }
 
     fn subscribe(&mut self, asset: &Asset, since: Option<i64>) -> Result<(), Exit> {
-        let Some(new) = self.shared.hub.subscribe(asset.id, unix_now_secs(), since) else {
+        let hub = &self.shared.hub;
+        // The worker's relay first, then the history: every point pushed after
+        // the history reaches this receiver (the body skips the earlier ones).
+        let relay = Relay::for_this_thread(hub);
+        let (Some(points), Some(new)) = (
+            relay.subscribe(hub, asset.id),
+            hub.subscribe(asset.id, unix_now_secs(), since),
+        ) else {
             return self.send_error(&RequestError::new(ErrorCode::UnknownAsset, "unknown asset"));
         };
         if !self.outbound.fits(new.history.len()) {
@@ -368,7 +397,7 @@ impl Connection<'_> {
         // The old subscription ends where the new history is queued: no point of
         // the old asset can follow `asset_history`.
         self.outbound
-            .subscribe(asset.id, new.points, new.last_time, new.history)
+            .subscribe(asset.id, points, new.seq, new.last_time, new.history)
             .map_err(|_gone| Exit::ClientGone)
     }
 
@@ -458,5 +487,30 @@ fn rate_check(limiter: &mut RateLimiter, message: &AggregatedMessage) -> Verdict
             limiter.check(Instant::now())
         }
         AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Verdict::Accept,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fall_on_a_shared_grid_at_most_one_step_late() {
+        let now = Instant::now();
+        for (offset_ms, period) in [
+            (0, Duration::from_secs(20)),
+            (1, Duration::from_secs(20)),
+            (999, Duration::from_secs(10)),
+            (1_000, Duration::from_secs(10)),
+            (12_345, Duration::from_millis(100)),
+        ] {
+            let at = now + Duration::from_millis(offset_ms);
+            let on = on_the_grid(at, period);
+            let step = period.min(Duration::from_secs(1));
+            assert!(on >= at, "never early");
+            assert!(on - at < step, "at most one step late");
+            let other = on_the_grid(at + step / 3, period);
+            assert!(other == on || other == on + step, "on the same grid");
+        }
     }
 }

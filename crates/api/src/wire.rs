@@ -99,6 +99,9 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 #[derive(Debug, Clone)]
 pub struct PointBytes {
     pub time: i64,
+    /// The asset's broadcast sequence number (set by the hub when it pushes the
+    /// point live), so a subscriber can tell a gap from a repeat.
+    pub seq: u64,
     /// The whole websocket frame, header included.
     pub frame: Bytes,
     /// The point's JSON object within `frame`, for histories.
@@ -123,6 +126,7 @@ impl PointBytes {
         let frame = Bytes::from(buf).slice(start..);
         Self {
             time: point.time,
+            seq: 0,
             frame,
             object: object_start - start..object_end - start,
         }
