@@ -13,9 +13,11 @@
 # BENCH_RAMP (1000 clients/s), BENCH_SERVERS ("ratecast baseline"), BENCH_PORT
 # (18080), BENCH_OUT (the output directory), BENCH_IDLE (1: also run each step and
 # server with idle clients, `run --idle`, labelled <server>-<clients>-idle, for the
-# memory of a connection without subscription). Each run needs about
-# clients / ramp + hold + 15 seconds; the default ladder takes about 12 minutes
-# (about twice that with BENCH_IDLE=1).
+# memory of a connection without subscription), BENCH_SETTLE (30s: how long after
+# every client closed the server's memory is read again; the fan-out target is
+# "back to idle + 10 % of the peak within 30 s"). Each run needs about
+# clients / ramp + hold + settle + 10 seconds; the default ladder takes about
+# 14 minutes (about twice that with BENCH_IDLE=1).
 # Every client is one socket in the generator and one in the server: the open-file
 # hard limit must exceed the largest step (both processes raise their soft limit).
 set -euo pipefail
@@ -27,6 +29,7 @@ ramp=${BENCH_RAMP:-1000}
 servers=${BENCH_SERVERS:-"ratecast baseline"}
 port=${BENCH_PORT:-18080}
 idle=${BENCH_IDLE:-0}
+export BENCH_SETTLE=${BENCH_SETTLE:-30s}
 out=${BENCH_OUT:-target/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 
 cargo build --release --locked -p ratecast -p ratecast-bench
