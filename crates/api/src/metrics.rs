@@ -59,8 +59,13 @@ pub fn history_built() {
     counter!("ratecast_history_frames_built_total").increment(1);
 }
 
-pub fn lag_catch_up(points: usize) {
+/// A subscriber fell behind (a ring overflowed) and starts catching up.
+pub fn lag_catch_up_started() {
     counter!("ratecast_ws_lag_catchups_total").increment(1);
+}
+
+/// Points a catching-up subscriber took from the window.
+pub fn lag_catch_up_points(points: usize) {
     counter!("ratecast_ws_lag_catchup_points_total").increment(points as u64);
 }
 

@@ -50,6 +50,10 @@ use crate::{hub::Hub, wire::PointBytes};
 /// `h1_write_buffer_size` is the same, so its write buffer stays under 2 × this.
 pub const CHUNK: usize = 8 * 1024;
 
+/// Points a lagging subscriber takes from the hub's window at a time: catching
+/// up a 15-minute backlog holds this many handles per subscriber, not 900.
+const CATCH_UP_CHUNK: usize = 64;
+
 /// The connection ended: its body was dropped, nothing more can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone;
@@ -99,6 +103,10 @@ struct Live {
     /// The hub's sequence number of the last point the client has (in its
     /// history, a catch-up, or live): the next one must be `seq + 1`.
     seq: u64,
+    /// Catching up from the hub's window after a gap, a chunk at a time.
+    catching_up: bool,
+    /// The current catch-up chunk, at most [`CATCH_UP_CHUNK`] points.
+    backlog: VecDeque<PointBytes>,
 }
 
 struct State {
@@ -204,6 +212,8 @@ impl Outbound {
                 points: LivePoints::new(points),
                 last_time,
                 seq,
+                catching_up: false,
+                backlog: VecDeque::new(),
             });
         })
     }
@@ -339,6 +349,10 @@ impl State {
         let frame = self.frames.pop_front()?;
         self.queued -= frame.len();
         self.waiting_since = (!self.frames.is_empty()).then(Instant::now);
+        if self.frames.is_empty() && self.frames.capacity() > 16 {
+            // Give back the room a burst of replies took.
+            self.frames = VecDeque::new();
+        }
         Some(frame)
     }
 }
@@ -362,42 +376,52 @@ impl OutboundBody {
     }
 
     /// The subscription's next point after what the client has; after a gap,
-    /// the missed points from the hub's window, queued, and the first of them.
+    /// the missed points from the hub's window, a chunk at a time.
     fn next_point(&self, state: &mut State, cx: &mut Context<'_>) -> Option<Bytes> {
+        let live = state.live.as_mut()?;
         loop {
-            let live = state.live.as_mut()?;
-            let gap = match live.points.poll(cx) {
+            if let Some(point) = live.backlog.pop_front() {
+                live.last_time = Some(point.time);
+                return Some(point.frame);
+            }
+            if live.catching_up {
+                let chunk = self
+                    .shared
+                    .hub
+                    .catch_up(live.asset, live.last_time, CATCH_UP_CHUNK)?;
+                crate::metrics::lag_catch_up_points(chunk.frames.len());
+                live.backlog.extend(chunk.frames);
+                if let Some(seq) = chunk.done_at {
+                    live.seq = seq;
+                    live.catching_up = false;
+                    if live.backlog.is_empty() {
+                        // Give back the chunk's room: most connections never lag again.
+                        live.backlog = VecDeque::new();
+                    }
+                }
+                continue;
+            }
+            match live.points.poll(cx) {
                 Poll::Pending => return None,
-                Poll::Ready(Ok(point)) if point.seq <= live.seq => continue,
+                Poll::Ready(Ok(point)) if point.seq <= live.seq => {}
                 Poll::Ready(Ok(point)) if point.seq == live.seq + 1 => {
                     live.seq = point.seq;
                     // Live points only move forward, whatever a history held.
-                    if live.last_time.is_some_and(|last| point.time <= last) {
-                        continue;
+                    if live.last_time.is_none_or(|last| point.time > last) {
+                        live.last_time = Some(point.time);
+                        return Some(point.frame);
                     }
-                    live.last_time = Some(point.time);
-                    return Some(point.frame);
                 }
                 // A point was skipped on the way (a ring overflowed).
-                Poll::Ready(Ok(_)) | Poll::Ready(Err(RecvError::Lagged(_))) => true,
+                Poll::Ready(Ok(_)) | Poll::Ready(Err(RecvError::Lagged(_))) => {
+                    crate::metrics::lag_catch_up_started();
+                    live.catching_up = true;
+                }
                 // The hub never drops its senders while serving.
-                Poll::Ready(Err(RecvError::Closed)) => false,
-            };
-            if !gap {
-                state.live = None;
-                return None;
-            }
-            let (missed, _, seq) = self.shared.hub.catch_up(live.asset, live.last_time)?;
-            crate::metrics::lag_catch_up(missed.len());
-            live.seq = seq;
-            if let Some(last) = missed.last() {
-                live.last_time = Some(last.time);
-            }
-            for point in missed {
-                state.enqueue(point.frame);
-            }
-            if let Some(frame) = state.dequeue() {
-                return Some(frame);
+                Poll::Ready(Err(RecvError::Closed)) => {
+                    state.live = None;
+                    return None;
+                }
             }
         }
     }
