@@ -69,13 +69,15 @@ pub async fn serve_backlog(
     server: ServerConfig,
     backlog: Duration,
     flush_after: Duration,
+    stored_history: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), BacklogError> {
     let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
     let source = SimulatedSource::new(&assets);
     let start = unix_now_secs();
     let outage = Outage::plan(start, backlog, flush_after);
-    let history = source.backfill(&assets, history_cutoff(start), outage.last_stored);
+    let oldest = history_cutoff(start).min(start - secs(stored_history) + 1);
+    let history = source.backfill(&assets, oldest, outage.last_stored);
     store.insert(&history).await.map_err(BacklogError::Store)?;
     info!(
         points = history.len(),

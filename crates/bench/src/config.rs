@@ -55,6 +55,9 @@ pub enum Command {
     /// outage starts at or before the start). Measure it with `ratecast-bench run
     /// --expect-backlog <backlog>`; see scripts/bench-backlog.sh.
     BacklogServer(Box<BacklogConfig>),
+    /// Flood a server with `history` requests that are never read and report its
+    /// memory (with --server-pid): the bound of the API's per-connection budget.
+    Flood(FloodConfig),
     /// Print saved JSON reports as one markdown table.
     Table {
         /// JSON reports written by `run --json`.
@@ -188,11 +191,68 @@ pub struct BacklogConfig {
     /// subscribe); at most --backlog.
     #[arg(long, env = "BACKLOG_FLUSH_AFTER", default_value = "60s", value_parser = parse_duration)]
     pub flush_after: Duration,
+
+    /// How far back the store holds points at the start (at least the 1800 s
+    /// history span, at most a day): `history` requests reach that far (e.g. 1d
+    /// for `ratecast-bench flood`).
+    #[arg(long, env = "BACKLOG_STORED_HISTORY", default_value = "1800s", value_parser = parse_duration)]
+    pub stored_history: Duration,
+}
+
+/// The `history` flood's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flood")]
+pub struct FloodConfig {
+    /// Websocket URL of the server under test.
+    #[arg(long, env = "BENCH_URL", default_value = "ws://127.0.0.1:8080/")]
+    pub url: Url,
+
+    /// Flooding clients, each one socket that never reads.
+    #[arg(long, env = "FLOOD_CLIENTS", default_value_t = 20)]
+    pub clients: usize,
+
+    /// `history` requests each client sends.
+    #[arg(long, env = "FLOOD_REQUESTS", default_value_t = 40)]
+    pub requests: u32,
+
+    /// Time between a client's requests.
+    #[arg(long, env = "FLOOD_INTERVAL", default_value = "50ms", value_parser = parse_duration_ms)]
+    pub interval: Duration,
+
+    /// The range each request asks for: the last SPAN seconds (at most a day).
+    #[arg(long, env = "FLOOD_SPAN", default_value = "1d", value_parser = parse_duration)]
+    pub span: Duration,
+
+    /// The asset id asked for.
+    #[arg(long, env = "FLOOD_ASSET", default_value_t = 1)]
+    pub asset: u32,
+
+    /// How long the clients keep their sockets open after their last request.
+    #[arg(long, env = "FLOOD_HOLD", default_value = "10s", value_parser = parse_duration)]
+    pub hold: Duration,
+
+    /// Pid of the server process, to report its memory (Linux /proc).
+    #[arg(long, env = "BENCH_SERVER_PID")]
+    pub server_pid: Option<u32>,
+}
+
+/// A duration in milliseconds (`50ms`) or as `parse_duration` takes it.
+fn parse_duration_ms(value: &str) -> Result<Duration, String> {
+    match value.trim().strip_suffix("ms") {
+        Some(ms) => ms
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("{value:?} is not a number of milliseconds like 50ms")),
+        None => parse_duration(value),
+    }
 }
 
 impl BacklogConfig {
     /// Checks what clap cannot: the flush comes after the outage began.
     pub fn validate(&self) -> Result<(), String> {
+        if !(HISTORY_SPAN_SECS.unsigned_abs()..=86_400).contains(&self.stored_history.as_secs()) {
+            return Err("--stored-history must be between 1800 s and a day".into());
+        }
         if self.flush_after > self.backlog {
             return Err(format!(
                 "--flush-after ({} s) exceeds --backlog ({} s): the outage would start after the \

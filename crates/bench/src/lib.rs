@@ -21,6 +21,7 @@ pub mod catchup;
 pub mod client;
 pub mod compare;
 pub mod config;
+pub mod flood;
 pub mod frames;
 pub mod latency;
 pub mod load;
@@ -30,7 +31,7 @@ pub mod verdict;
 
 use std::{fs, io, path::Path};
 
-pub use config::{BacklogConfig, BaselineConfig, Cli, Command, LoadConfig};
+pub use config::{BacklogConfig, BaselineConfig, Cli, Command, FloodConfig, LoadConfig};
 pub use load::run_load;
 pub use report::Report;
 

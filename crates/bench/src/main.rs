@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ratecast_bench::{self as bench, BacklogConfig, BaselineConfig, Cli, Command, LoadConfig};
+use ratecast_bench::{
+    self as bench, BacklogConfig, BaselineConfig, Cli, Command, FloodConfig, LoadConfig,
+};
 use ratecast_process::{
     LogFormat, exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal,
 };
@@ -19,6 +21,7 @@ async fn main() -> ExitCode {
         Command::Run(config) => load(*config, shutdown).await,
         Command::BaselineServer(config) => baseline(config, shutdown).await,
         Command::BacklogServer(config) => backlog(*config, shutdown).await,
+        Command::Flood(config) => flood(config, shutdown).await,
         Command::Table { files } => bench::table(&files)
             .map(|table| print!("{table}"))
             .context("cannot build the table"),
@@ -60,6 +63,15 @@ async fn baseline(config: BaselineConfig, shutdown: CancellationToken) -> anyhow
         .context("baseline server failed")
 }
 
+async fn flood(config: FloodConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    let report = bench::flood::run_flood(config, shutdown)
+        .await
+        .context("flood failed")?;
+    print!("{report}");
+    Ok(())
+}
+
 async fn backlog(config: BacklogConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate().map_err(anyhow::Error::msg)?;
     bench::raise_fd_limit().context("cannot raise the open-file limit")?;
@@ -71,6 +83,7 @@ async fn backlog(config: BacklogConfig, shutdown: CancellationToken) -> anyhow::
         config.server.server_config(),
         config.backlog,
         config.flush_after,
+        config.stored_history,
         shutdown,
     )
     .await

@@ -178,6 +178,7 @@ async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_
         config.server.server_config(),
         config.backlog,
         config.flush_after,
+        config.stored_history,
         shutdown.clone(),
     ));
     let report = run_small_load_with(
@@ -223,4 +224,36 @@ async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_
         .expect("the backlog server stops")
         .expect("backlog task joins")
         .expect("backlog server stops cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unread_history_requests_is_sent_in_full_and_the_server_keeps_serving() {
+    let server = ratecast_testkit::ApiServer::start("EURUSD").await;
+    let config = ratecast_bench::FloodConfig::try_parse_from([
+        "flood",
+        "--url",
+        &format!("ws://{}/", server.addr),
+        "--clients",
+        "3",
+        "--requests",
+        "10",
+        "--interval",
+        "10ms",
+        "--hold",
+        "1s",
+        "--server-pid",
+        &std::process::id().to_string(),
+    ])
+    .expect("valid flood flags");
+    let report = ratecast_bench::flood::run_flood(config, CancellationToken::new())
+        .await
+        .expect("the flood runs");
+    assert_eq!(report.requests_sent, 30, "{report}");
+    assert!(report.peak_rss_kb >= report.idle_rss_kb, "{report}");
+    // The server still answers a well-behaved client afterwards.
+    let mut client = server.client().await;
+    client
+        .send_text(r#"{"action":"assets","message":{}}"#)
+        .await;
+    client.expect("assets").await;
 }
