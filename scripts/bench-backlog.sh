@@ -34,26 +34,9 @@ cargo build --release --locked -p ratecast-bench
 ulimit -n "$(ulimit -Hn)"
 mkdir -p "$out"
 
-{
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with local changes)')"
-    echo "nproc: $(nproc)"
-    echo "cpu: $(lscpu | sed -n 's/^Model name: *//p')"
-    echo "memory: $(free -m | awk '/^Mem:/ {print $2 " MiB"}')"
-    echo "kernel: $(uname -r)"
-    echo "open files: soft $(ulimit -Sn), hard $(ulimit -Hn)"
-    echo "rustc: $(rustc --version)"
-} | tee "$out/machine.txt"
-
-server_pid=""
-stop_server() {
-    if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid"
-        wait "$server_pid" || true
-    fi
-    server_pid=""
-}
-trap stop_server EXIT
+# shellcheck source=scripts/lib/bench-common.sh
+source scripts/lib/bench-common.sh
+describe_machine "$out"
 
 name="backlog-$clients"
 echo "== $name: $clients clients, ramp $ramp/s, backlog $backlog flushed $flush_after after the server started" >&2

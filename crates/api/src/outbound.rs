@@ -506,17 +506,23 @@ mod tests {
         BoxBody::new(actix_web::body::BodyStream::new(stream))
     }
 
+    /// An outbound side and its body, subscribed to EURUSD of `hub` now.
+    fn subscribed(hub: &Arc<Hub>) -> (Outbound, OutboundBody) {
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let body = outbound.body(actix_ws_body(&[]));
+        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        outbound
+            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
+            .expect("open");
+        (outbound, body)
+    }
+
     fn hub() -> Arc<Hub> {
         Arc::new(Hub::new("EURUSD".parse().expect("assets")))
     }
 
     fn point(time: i64) -> Point {
-        Point {
-            asset_id: AssetId(1),
-            asset_name: "EURUSD".into(),
-            time,
-            value: 1.0,
-        }
+        ratecast_testkit::point(1, "EURUSD", time, 1.0)
     }
 
     /// The `time` of each point frame among `chunks` (whole frames only).
@@ -574,12 +580,7 @@ mod tests {
     async fn live_points_follow_the_history_and_only_move_forward() {
         let hub = hub();
         hub.apply(&point(NOW - 2), NOW);
-        let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(actix_ws_body(&[]));
-        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
-        outbound
-            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
-            .expect("open");
+        let (outbound, mut body) = subscribed(&hub);
         hub.apply(&point(NOW - 1), NOW);
         hub.apply(&point(NOW - 3), NOW); // late: never pushed
         hub.apply(&point(NOW), NOW);
@@ -596,12 +597,7 @@ mod tests {
     async fn a_subscriber_that_lagged_catches_up_from_the_window_once_and_in_order() {
         let hub = hub();
         hub.apply(&point(NOW - 500), NOW);
-        let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(actix_ws_body(&[]));
-        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
-        outbound
-            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
-            .expect("open");
+        let (outbound, mut body) = subscribed(&hub);
         assert_eq!(drain(&mut body).len(), 1, "the history");
         let burst = POINT_BUFFER as i64 * 3;
         for t in NOW - burst..NOW {
@@ -640,12 +636,7 @@ mod tests {
     #[tokio::test]
     async fn unsubscribing_stops_the_points_after_the_reply() {
         let hub = hub();
-        let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(actix_ws_body(&[]));
-        let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
-        outbound
-            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
-            .expect("open");
+        let (outbound, mut body) = subscribed(&hub);
         hub.apply(&point(NOW), NOW);
         outbound
             .unsubscribe(|was| {

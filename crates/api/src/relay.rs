@@ -114,12 +114,7 @@ mod tests {
     use super::*;
 
     fn point(time: i64) -> Point {
-        Point {
-            asset_id: AssetId(1),
-            asset_name: "EURUSD".into(),
-            time,
-            value: 1.0,
-        }
+        ratecast_testkit::point(1, "EURUSD", time, 1.0)
     }
 
     #[tokio::test]
