@@ -85,12 +85,7 @@ pub(crate) async fn read_window(
     assets: &[AssetId],
     since: i64,
 ) -> Result<(Vec<Document>, StreamStart), StoreError> {
-    let mut session = connection
-        .client
-        .start_session()
-        .with_options(documents::snapshot_session_options())
-        .await
-        .map_err(store_error)?;
+    let mut session = start_session(connection, documents::snapshot_session_options()).await?;
     let window = documents::window_filter(assets, since);
     let options = documents::snapshot_window_find_options();
     let documents = find_all(connection, window, options, &mut session).await?;
@@ -102,6 +97,18 @@ pub(crate) async fn read_window(
          so it is not MongoDB 5.0 or later; using a causal majority read instead"
     );
     read_causal_window(connection, assets, since).await
+}
+
+async fn start_session(
+    connection: &Connection,
+    options: mongodb::options::SessionOptions,
+) -> Result<mongodb::ClientSession, StoreError> {
+    connection
+        .client
+        .start_session()
+        .with_options(options)
+        .await
+        .map_err(store_error)
 }
 
 /// The fallback start: `T` = the operation time of a `ping` in a causally
@@ -120,12 +127,7 @@ async fn read_causal_window(
     assets: &[AssetId],
     since: i64,
 ) -> Result<(Vec<Document>, StreamStart), StoreError> {
-    let mut session = connection
-        .client
-        .start_session()
-        .with_options(documents::causal_session_options())
-        .await
-        .map_err(store_error)?;
+    let mut session = start_session(connection, documents::causal_session_options()).await?;
     connection
         .db
         .run_command(documents::ping_command())
