@@ -3,16 +3,19 @@
 //!
 //! The hub owns all per-asset state; sessions only read from it. Each asset has one
 //! small mutex held for a few microseconds (never across `.await`): applying a point
-//! and subscribing take the same lock, so a subscriber's history and its first live
-//! point meet with no hole and no duplicate. A point is encoded once, outside the
-//! lock ([`PointBytes`]), and the window keeps those bytes: live points, catch-ups
-//! and histories are all built from them, so nothing is serialized per subscriber.
+//! numbers it in the asset's sequence, and subscribing takes the history and the
+//! sequence number under the same lock, so a subscriber's history and its first
+//! live point meet with no hole and no duplicate (its points arrive through its
+//! worker's [`Relay`](crate::relay::Relay), numbered). A point is encoded once,
+//! outside the lock ([`PointBytes`]), and the window keeps those bytes: live
+//! points, catch-ups and histories are all built from them, so nothing is
+//! serialized per subscriber.
 //! The whole-window history frame is built at most once per change of the window
 //! and then shared by every subscriber.
 
 use std::sync::{
-    Mutex, MutexGuard,
-    atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+    Arc, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering},
 };
 
 use bytes::Bytes;
@@ -31,8 +34,8 @@ use crate::wire::{self, PointBytes};
 ///
 /// The buffer is one ring per asset, so its memory does not grow with the number
 /// of subscribers. A subscriber more than this many points behind (a burst, e.g.
-/// a fetcher flushing a backlog after a store outage) misses frames; its session
-/// sees `Lagged` and catches up from the window with [`Hub::catch_up`], so the
+/// a fetcher flushing a backlog after a store outage) misses frames; its outbound
+/// body sees the gap and catches up from the window with [`Hub::catch_up`], so the
 /// client still receives every point once and in order. Slow-consumer policy:
 /// only a client that does not take a frame within the send timeout is closed
 /// (1008 "slow consumer", see `SessionConfig::send_timeout`).
@@ -96,6 +99,9 @@ pub struct Hub {
 struct Topic {
     asset: Asset,
     state: Mutex<TopicState>,
+    /// Current subscribers, for `ratecast_ws_subscriptions` (they listen on their
+    /// worker's relay, not on the topic's broadcast).
+    subscribers: Arc<AtomicUsize>,
 }
 
 struct TopicState {
@@ -109,6 +115,15 @@ struct TopicState {
     seq: u64,
 }
 
+/// One counted subscriber of an asset; dropping it uncounts it.
+pub struct Subscribed(Arc<AtomicUsize>);
+
+impl Drop for Subscribed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A chunk of a lagging subscriber's catch-up.
 pub struct CatchUp {
     /// The next points after the subscriber's newest, ascending.
@@ -119,16 +134,16 @@ pub struct CatchUp {
     pub done_at: Option<u64>,
 }
 
-/// What a subscriber gets: the history so far and the live points after it.
+/// What a subscriber gets: the history so far and where live points continue.
 pub struct Subscription {
     pub asset: Asset,
     /// The encoded `asset_history` frame.
     pub history: Bytes,
-    /// Every `point` frame of this asset applied after `history` was taken.
-    pub points: broadcast::Receiver<PointBytes>,
     /// The sequence number of the last point pushed before `history` was taken:
     /// the subscriber gets exactly the points numbered after it.
     pub seq: u64,
+    /// Counts the subscriber until dropped.
+    pub counted: Subscribed,
     /// The newest time the client has (history or `since`): a catch-up
     /// continues after it and live points not after it are not sent again.
     pub last_time: Option<i64>,
@@ -146,6 +161,7 @@ impl Hub {
                     points: broadcast::channel(POINT_BUFFER).0,
                     seq: 0,
                 }),
+                subscribers: Arc::default(),
             })
             .collect();
         Self {
@@ -213,11 +229,12 @@ impl Hub {
         let mut encoded = PointBytes::encode(point);
         let mut state = topic.lock();
         state.window.evict_before(cutoff);
-        encoded.seq = state.seq + 1;
         let placed = state.window.place(point.time, || encoded.clone());
         match placed {
             Placed::Newest => {
-                state.seq = encoded.seq;
+                // Only points pushed live are numbered.
+                state.seq += 1;
+                encoded.seq = state.seq;
                 state.history = None;
                 // An error only means nobody is subscribed to this asset right now.
                 let _ = state.points.send(encoded);
@@ -265,8 +282,9 @@ impl Hub {
         // A client resuming from `since` already has everything up to it, even if
         // this replica's window does not reach that far yet.
         let last_time = state.window.newest_held().max(since);
-        let points = state.points.subscribe();
         let seq = state.seq;
+        topic.subscribers.fetch_add(1, Ordering::Relaxed);
+        let counted = Subscribed(topic.subscribers.clone());
         let history = match since {
             Some(_) => {
                 let missed: Vec<PointBytes> =
@@ -288,8 +306,8 @@ impl Hub {
         Some(Subscription {
             asset: topic.asset.clone(),
             history,
-            points,
             seq,
+            counted,
             last_time,
         })
     }
@@ -323,9 +341,10 @@ impl Hub {
         Some(self.topic(id)?.lock().points.subscribe())
     }
 
-    /// The newest time `id` ever had a point (what a current subscriber has seen).
-    pub fn newest_time(&self, id: AssetId) -> Option<i64> {
-        self.topic(id)?.lock().window.newest()
+    /// The sequence number of the last point of `id` pushed live: a subscriber
+    /// numbered below it has points waiting.
+    pub fn seq(&self, id: AssetId) -> Option<u64> {
+        Some(self.topic(id)?.lock().seq)
     }
 
     /// Drops points that left the history span, so memory stays bounded and a
@@ -348,7 +367,7 @@ impl Hub {
     pub fn subscriber_counts(&self) -> Vec<usize> {
         self.topics
             .iter()
-            .map(|t| t.lock().points.receiver_count())
+            .map(|t| t.subscribers.load(Ordering::Relaxed))
             .collect()
     }
 }
@@ -382,6 +401,18 @@ mod tests {
         }
     }
 
+    /// Subscribes as a session does: the receiver first, then the history.
+    fn subscribe(
+        hub: &Hub,
+        id: u32,
+        now: i64,
+        since: Option<i64>,
+    ) -> (Subscription, broadcast::Receiver<PointBytes>) {
+        let points = hub.points(AssetId(id)).expect("known asset");
+        let sub = hub.subscribe(AssetId(id), now, since).expect("known asset");
+        (sub, points)
+    }
+
     fn json(frame: &[u8]) -> Value {
         serde_json::from_slice(payload(frame)).expect("frames are JSON")
     }
@@ -400,19 +431,19 @@ mod tests {
         let hub = hub();
         hub.apply(&point(1, NOW - 2, 1.0), NOW);
         hub.apply(&point(1, NOW - 1, 1.1), NOW);
-        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("known asset");
+        let (sub, mut points) = subscribe(&hub, 1, NOW, None);
         assert_eq!(hub.apply(&point(1, NOW, 1.2), NOW), Applied::Live);
         assert_eq!(history_times(&sub.history), vec![NOW - 2, NOW - 1]);
-        let live = sub.points.try_recv().expect("the next point is queued");
+        let live = points.try_recv().expect("the next point is queued");
         assert_eq!(live.time, NOW);
         assert_eq!(json(&live.frame)["message"]["time"], NOW);
-        assert!(sub.points.try_recv().is_err(), "nothing else");
+        assert!(points.try_recv().is_err(), "nothing else");
     }
 
     #[test]
     fn stale_and_repeated_points_are_not_pushed() {
         let hub = hub();
-        let mut sub = hub.subscribe(AssetId(2), NOW, None).expect("known asset");
+        let (_sub, mut points) = subscribe(&hub, 2, NOW, None);
         assert_eq!(hub.apply(&point(2, NOW, 150.0), NOW), Applied::Live);
         assert_eq!(hub.apply(&point(2, NOW, 151.0), NOW), Applied::Duplicate);
         assert_eq!(
@@ -420,8 +451,8 @@ mod tests {
             Applied::Expired
         );
         assert_eq!(hub.apply(&point(9, NOW, 1.0), NOW), Applied::UnknownAsset);
-        assert!(sub.points.try_recv().is_ok());
-        assert!(sub.points.try_recv().is_err());
+        assert!(points.try_recv().is_ok());
+        assert!(points.try_recv().is_err());
     }
 
     #[test]
@@ -430,24 +461,40 @@ mod tests {
         for t in [NOW - 3, NOW - 1, NOW] {
             hub.apply(&point(1, t, 1.0), NOW);
         }
-        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        let (_sub, mut points) = subscribe(&hub, 1, NOW, None);
         assert_eq!(hub.apply(&point(1, NOW - 2, 1.5), NOW), Applied::Late);
-        assert!(
-            sub.points.try_recv().is_err(),
-            "live points only move forward"
-        );
+        assert!(points.try_recv().is_err(), "live points only move forward");
         let later = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         assert_eq!(
             history_times(&later.history),
             vec![NOW - 3, NOW - 2, NOW - 1, NOW]
         );
         assert_eq!(hub.history_builds(), 2, "the late point rebuilt the frame");
+        assert_eq!(
+            (hub.seq(AssetId(1)), later.seq),
+            (Some(3), 3),
+            "only points pushed live are numbered"
+        );
+    }
+
+    #[test]
+    fn a_subscriber_is_counted_until_its_subscription_is_dropped() {
+        let hub = hub();
+        let first = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        let second = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        let other = hub.subscribe(AssetId(2), NOW, None).expect("asset");
+        assert_eq!(hub.subscriber_counts(), vec![2, 1]);
+        drop(first);
+        drop(other);
+        assert_eq!(hub.subscriber_counts(), vec![1, 0]);
+        drop(second.counted);
+        assert_eq!(hub.subscriber_counts(), vec![0, 0]);
     }
 
     #[test]
     fn a_point_stamped_in_the_future_is_refused_and_real_points_keep_flowing() {
         let hub = hub();
-        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        let (_sub, mut points) = subscribe(&hub, 1, NOW, None);
         assert_eq!(
             hub.apply(&point(1, NOW + MAX_FUTURE_SECS + 1, 9.9), NOW),
             Applied::Future
@@ -457,11 +504,11 @@ mod tests {
             Applied::Live,
             "a clock a few seconds ahead is tolerated"
         );
-        let mut other = hub.subscribe(AssetId(2), NOW, None).expect("asset");
+        let (_other, mut other_points) = subscribe(&hub, 2, NOW, None);
         assert_eq!(hub.apply(&point(2, NOW, 150.0), NOW), Applied::Live);
-        assert_eq!(other.points.try_recv().expect("pushed").time, NOW);
+        assert_eq!(other_points.try_recv().expect("pushed").time, NOW);
         assert_eq!(
-            sub.points.try_recv().expect("pushed").time,
+            points.try_recv().expect("pushed").time,
             NOW + MAX_FUTURE_SECS
         );
     }
@@ -506,13 +553,13 @@ mod tests {
     fn a_lagged_subscriber_catches_up_from_the_window_a_chunk_at_a_time_with_the_shared_frames() {
         let hub = hub();
         hub.apply(&point(1, NOW - 100, 1.0), NOW);
-        let mut sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
+        let (sub, mut points) = subscribe(&hub, 1, NOW, None);
         assert_eq!((sub.last_time, sub.seq), (Some(NOW - 100), 1));
         for t in NOW - 99..=NOW {
             hub.apply(&point(1, t, 1.0), NOW);
         }
         assert!(matches!(
-            sub.points.try_recv(),
+            points.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(_))
         ));
         let mut times = Vec::new();

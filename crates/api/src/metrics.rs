@@ -16,7 +16,7 @@ static FRAMES_SENT: LazyLock<Counter> =
     LazyLock::new(|| counter!("ratecast_ws_messages_sent_total"));
 static BYTES_SENT: LazyLock<Counter> = LazyLock::new(|| counter!("ratecast_ws_bytes_sent_total"));
 
-/// One text frame of `bytes` handed to a client's socket.
+/// One frame of `bytes` (text, or a ping, pong or close) handed to a client's socket.
 pub fn frame_sent(bytes: usize) {
     FRAMES_SENT.increment(1);
     BYTES_SENT.increment(bytes as u64);

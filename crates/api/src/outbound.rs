@@ -44,7 +44,10 @@ use tokio::{
 };
 use tokio_util::sync::ReusableBoxFuture;
 
-use crate::{hub::Hub, wire::PointBytes};
+use crate::{
+    hub::{Hub, Subscribed, Subscription},
+    wire::PointBytes,
+};
 
 /// The largest slice handed to the dispatcher at once; the server's
 /// `h1_write_buffer_size` is the same, so its write buffer stays under 2 × this.
@@ -107,18 +110,21 @@ struct Live {
     catching_up: bool,
     /// The current catch-up chunk, at most [`CATCH_UP_CHUNK`] points.
     backlog: VecDeque<PointBytes>,
+    /// Counts this subscriber in `ratecast_ws_subscriptions` while it lasts.
+    _counted: Subscribed,
 }
 
 struct State {
-    /// Replies (and catch-up frames), in order.
+    /// Replies and control frames, in order.
     frames: VecDeque<Bytes>,
     /// Bytes in `frames`.
     queued: usize,
-    /// Since when the oldest queued frame has waited for the socket: set when a
-    /// frame enters an empty queue and each time the body takes one.
+    /// Since when frames have waited for the socket with none of their bytes
+    /// taken: set when a frame enters an empty queue and each time the body
+    /// hands the socket a slice while more waits (the rest of a frame counts).
     waiting_since: Option<Instant>,
     live: Option<Live>,
-    /// When the body last handed the socket a frame.
+    /// When the body last handed the socket a slice.
     last_taken: Instant,
     /// The body's task, woken when a frame is pushed or a subscription starts.
     waker: Option<Waker>,
@@ -152,6 +158,8 @@ pub struct OutboundBody {
     _reader_guard: BoxBody,
     /// The rest of the frame being written.
     rest: Bytes,
+    /// Whatever must last as long as the connection (see [`Self::holding`]).
+    _held: Option<Box<dyn std::any::Any>>,
 }
 
 impl Outbound {
@@ -184,6 +192,7 @@ impl Outbound {
             shared: self.shared.clone(),
             _reader_guard: actix_ws_body,
             rest: Bytes::new(),
+            _held: None,
         }
     }
 
@@ -192,28 +201,27 @@ impl Outbound {
         self.update(|state| state.enqueue(frame))
     }
 
-    /// Replaces the subscription: `history` is queued and the points `points`
-    /// receives follow it, those numbered after `seq` (the hub's number at the
-    /// history) and newer than `last_time` only. `points` must have been
-    /// subscribed before the history was taken. Nothing of the previous
-    /// subscription is sent after `history`.
+    /// Replaces the subscription: `sub.history` is queued and the points
+    /// `points` receives follow it, those numbered after `sub.seq` (the hub's
+    /// number at the history) and newer than `sub.last_time` only. `points`
+    /// must have been subscribed before the history was taken. Nothing of the
+    /// previous subscription is sent after the history.
     pub fn subscribe(
         &self,
         asset: AssetId,
         points: broadcast::Receiver<PointBytes>,
-        seq: u64,
-        last_time: Option<i64>,
-        history: Bytes,
+        sub: Subscription,
     ) -> Result<(), Gone> {
         self.update(|state| {
-            state.enqueue(history);
+            state.enqueue(sub.history);
             state.live = Some(Live {
                 asset,
                 points: LivePoints::new(points),
-                last_time,
-                seq,
+                last_time: sub.last_time,
+                seq: sub.seq,
                 catching_up: false,
                 backlog: VecDeque::new(),
+                _counted: sub.counted,
             });
         })
     }
@@ -239,12 +247,16 @@ impl Outbound {
     }
 
     fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), Gone> {
-        let mut state = self.shared.state.borrow_mut();
-        if state.gone || state.closing {
-            return Err(Gone);
-        }
-        change(&mut state);
-        if let Some(waker) = state.waker.take() {
+        let waker = {
+            let mut state = self.shared.state.borrow_mut();
+            if state.gone || state.closing {
+                return Err(Gone);
+            }
+            change(&mut state);
+            state.waker.take()
+        };
+        // Woken with the state released: a waker may poll the body at once.
+        if let Some(waker) = waker {
             waker.wake();
         }
         Ok(())
@@ -288,10 +300,11 @@ impl Outbound {
         {
             return true;
         }
+        // Points wait when the hub numbered more than the client was given.
         let points_wait = state
             .live
             .as_ref()
-            .is_some_and(|live| self.shared.hub.newest_time(live.asset) > live.last_time);
+            .is_some_and(|live| self.shared.hub.seq(live.asset) > Some(live.seq));
         match (points_wait, self.points_waiting.get()) {
             (false, _) => {
                 self.points_waiting.set(None);
@@ -327,7 +340,7 @@ impl Outbound {
 
     /// Stops sending: drops the queued frames and the subscription (the frame
     /// being written is finished), so the close frame goes out next.
-    pub fn discard(&self) {
+    fn discard(&self) {
         let mut state = self.shared.state.borrow_mut();
         state.frames.clear();
         state.queued = 0;
@@ -348,7 +361,6 @@ impl State {
     fn dequeue(&mut self) -> Option<Bytes> {
         let frame = self.frames.pop_front()?;
         self.queued -= frame.len();
-        self.waiting_since = (!self.frames.is_empty()).then(Instant::now);
         if self.frames.is_empty() && self.frames.capacity() > 16 {
             // Give back the room a burst of replies took.
             self.frames = VecDeque::new();
@@ -358,6 +370,14 @@ impl State {
 }
 
 impl OutboundBody {
+    /// Keeps `held` until the body is dropped, which is when the connection
+    /// is over: after the session task, if the client reads its close frame
+    /// late or never.
+    pub fn holding(mut self, held: impl std::any::Any) -> Self {
+        self._held = Some(Box::new(held));
+        self
+    }
+
     /// The next frame: a queued one first, then the next new live point.
     fn next_frame(&self, cx: &mut Context<'_>) -> Option<Bytes> {
         let mut state = self.shared.state.borrow_mut();
@@ -366,10 +386,7 @@ impl OutboundBody {
             None => self.next_point(&mut state, cx),
         };
         match &frame {
-            Some(frame) => {
-                state.last_taken = Instant::now();
-                crate::metrics::frame_sent(frame.len());
-            }
+            Some(frame) => crate::metrics::frame_sent(frame.len()),
             None => state.waker = Some(cx.waker().clone()),
         }
         frame
@@ -382,6 +399,10 @@ impl OutboundBody {
         loop {
             if let Some(point) = live.backlog.pop_front() {
                 live.last_time = Some(point.time);
+                if live.backlog.is_empty() && !live.catching_up {
+                    // Give back the chunk's room: most connections never lag again.
+                    live.backlog = VecDeque::new();
+                }
                 return Some(point.frame);
             }
             if live.catching_up {
@@ -426,10 +447,17 @@ impl OutboundBody {
         }
     }
 
-    /// Hands out the next slice of `rest`.
+    /// Hands out the next slice of `rest`. The dispatcher asks for one only
+    /// when its write buffer has room, so each slice is progress: whatever
+    /// still waits has waited from now.
     fn slice(&mut self) -> Poll<Option<Result<Bytes, Box<dyn std::error::Error>>>> {
         let len = self.rest.len().min(CHUNK);
-        Poll::Ready(Some(Ok(self.rest.split_to(len))))
+        let slice = self.rest.split_to(len);
+        let now = Instant::now();
+        let mut state = self.shared.state.borrow_mut();
+        state.last_taken = now;
+        state.waiting_since = (!state.frames.is_empty() || !self.rest.is_empty()).then_some(now);
+        Poll::Ready(Some(Ok(slice)))
     }
 }
 
@@ -510,10 +538,9 @@ mod tests {
     fn subscribed(hub: &Arc<Hub>) -> (Outbound, OutboundBody) {
         let outbound = Outbound::new(1 << 20, hub.clone());
         let body = outbound.body(actix_ws_body(&[]));
+        let points = hub.points(AssetId(1)).expect("asset");
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
-        outbound
-            .subscribe(AssetId(1), sub.points, sub.seq, sub.last_time, sub.history)
-            .expect("open");
+        outbound.subscribe(AssetId(1), points, sub).expect("open");
         (outbound, body)
     }
 
@@ -576,6 +603,50 @@ mod tests {
         assert_eq!(outbound.waiting_since(), None);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn each_slice_taken_is_progress_and_the_rest_of_a_frame_can_stall() {
+        let timeout = Duration::from_secs(10);
+        let outbound = Outbound::new(1 << 20, hub());
+        let mut body = outbound.body(actix_ws_body(&[]));
+        outbound
+            .push(Bytes::from(vec![0u8; 4 * CHUNK]))
+            .expect("open");
+        for _ in 0..3 {
+            tokio::time::advance(timeout / 2).await;
+            assert!(matches!(poll(&mut body), Poll::Ready(Some(_))));
+            assert!(
+                !outbound.stalled(timeout),
+                "a slow reader, not a stalled one"
+            );
+        }
+        tokio::time::advance(timeout).await;
+        assert!(
+            outbound.stalled(timeout),
+            "the frame's last slice waited the whole timeout"
+        );
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(_))));
+        assert_eq!(outbound.waiting_since(), None, "nothing left waits");
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_with_every_point_is_not_stalled_after_the_window_empties() {
+        let hub = hub();
+        hub.apply(&point(NOW - 5), NOW);
+        let (outbound, mut body) = subscribed(&hub);
+        hub.apply(&point(NOW), NOW);
+        assert_eq!(drain(&mut body).len(), 2, "the history and the point");
+        // An hour later every point has expired; nothing new arrived.
+        hub.evict_expired(NOW + 3600);
+        assert_eq!(hub.window_sizes(), vec![0]);
+        assert!(!outbound.stalled(Duration::ZERO));
+        assert!(!outbound.stalled(Duration::ZERO), "nothing waits for it");
+        // Nor is one that subscribes to the empty window then.
+        let (late, mut late_body) = subscribed(&hub);
+        assert_eq!(drain(&mut late_body).len(), 1, "an empty history");
+        assert!(!late.stalled(Duration::ZERO));
+        assert!(!late.stalled(Duration::ZERO), "nothing waits for it");
+    }
+
     #[tokio::test]
     async fn live_points_follow_the_history_and_only_move_forward() {
         let hub = hub();
@@ -625,9 +696,7 @@ mod tests {
         // A receiver that joined late, as a relay that skipped a point.
         let late = hub.points(AssetId(1)).expect("asset");
         hub.apply(&point(NOW - 8), NOW);
-        outbound
-            .subscribe(AssetId(1), late, sub.seq, sub.last_time, sub.history)
-            .expect("open");
+        outbound.subscribe(AssetId(1), late, sub).expect("open");
         assert_eq!(times(&drain(&mut body)), vec![NOW - 9, NOW - 8]);
         hub.apply(&point(NOW - 7), NOW);
         assert_eq!(times(&drain(&mut body)), vec![NOW - 7], "then live again");

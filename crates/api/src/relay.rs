@@ -16,7 +16,8 @@
 //! hub's sequence number, so a subscriber skips what its history already had and
 //! catches up from the hub's window when it sees a gap
 //! ([`crate::outbound`]). The relay's tasks run on the worker's own runtime and
-//! end with it, or when the hub is dropped.
+//! end with it, or when the hub is dropped. Shutdown does not track them: they
+//! hold no client and write nothing, so there is nothing to wait for.
 
 use std::{
     cell::RefCell,

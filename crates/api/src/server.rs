@@ -115,7 +115,9 @@ struct AppState {
     readiness_detail: Option<ReadinessDetail>,
 }
 
-/// Counts one open session from upgrade until its task ends.
+/// Counts one open connection from upgrade until its response body is dropped:
+/// after the session task, when the client has read the close frame or is gone,
+/// so a client that never reads its close frame still holds a slot.
 struct OpenSession(Arc<AtomicUsize>);
 
 impl OpenSession {
@@ -173,9 +175,11 @@ pub async fn serve(
     // `shutdown` already flipped /readyz and refuses upgrades. A load balancer
     // that probes /readyz may be given time to notice before clients are told
     // to go; the drain fits in the shutdown budget.
-    let session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
+    let mut session_budget = config.shutdown_timeout.saturating_sub(ACTIX_STOP_BUDGET);
     if let Some(drain) = config.shutdown_drain {
+        // Sessions keep at least a second to close after the drain.
         let drain = drain.min(session_budget.saturating_sub(ACTIX_STOP_BUDGET));
+        session_budget -= drain;
         info!(
             ?drain,
             "shutting down: /readyz answers 503; closing clients after the drain"
@@ -188,7 +192,8 @@ pub async fn serve(
     info!("shutting down: closing websocket sessions");
     closing.cancel();
     sessions.close();
-    // Sessions get the budget minus the second actix takes to stop afterwards.
+    // Sessions get what the drain left of the budget, minus the second actix
+    // takes to stop afterwards.
     if tokio::time::timeout(session_budget, sessions.wait())
         .await
         .is_err()
@@ -276,13 +281,10 @@ async fn index(
         .aggregate_continuations();
     let outbound = Outbound::new(shared.config.max_queued_bytes, shared.hub.clone());
     let response = response
-        .map_body(|_, actix_ws_body| outbound.body(actix_ws_body))
+        .map_body(|_, actix_ws_body| outbound.body(actix_ws_body).holding(slot))
         .map_into_boxed_body();
     let task = run_session(shared, outbound, stream, state.closing.clone());
-    actix_web::rt::spawn(state.sessions.track_future(async move {
-        task.await;
-        drop(slot);
-    }));
+    actix_web::rt::spawn(state.sessions.track_future(task));
     Ok(response)
 }
 

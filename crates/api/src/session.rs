@@ -84,8 +84,6 @@ enum Exit {
     TooBig,
     RateLimited,
     Protocol(String),
-    /// The outbound side broke; no close frame can be sent.
-    SendFailed,
 }
 
 impl Exit {
@@ -99,12 +97,11 @@ impl Exit {
             Self::TooBig => "too_big",
             Self::RateLimited => "rate_limited",
             Self::Protocol(_) => "protocol",
-            Self::SendFailed => "send_failed",
         }
     }
 
-    /// The close frame's code and reason; `None` when none can be sent.
-    fn close_frame(&self) -> Option<Bytes> {
+    /// The close frame, with its code and reason.
+    fn close_frame(&self) -> Bytes {
         const NORMAL: u16 = 1000;
         const AWAY: u16 = 1001;
         const PROTOCOL: u16 = 1002;
@@ -118,9 +115,8 @@ impl Exit {
             Self::TooBig => (SIZE, "message too big"),
             Self::RateLimited => (POLICY, "rate limit exceeded"),
             Self::Protocol(text) => (PROTOCOL, text.as_str()),
-            Self::SendFailed => return None,
         };
-        Some(wire::close_frame(code, reason))
+        wire::close_frame(code, reason)
     }
 }
 
@@ -233,12 +229,8 @@ pub async fn run_session(
     // The close frame goes next, not the backlog (the frame being written is
     // finished first, to keep the stream valid), and the response ends after
     // it. Nothing waits here: a client that stopped reading does not hold the task.
-    match exit.close_frame() {
-        Some(close) => {
-            let _ = conn.outbound.close(close);
-        }
-        None => conn.outbound.discard(),
-    }
+    // `Gone`: the client is gone already, and nothing is left to send.
+    let _ = conn.outbound.close(exit.close_frame());
 }
 
 /// `at`, rounded up to the process-wide grid of whole seconds (or of `period`,
@@ -342,7 +334,7 @@ impl Connection<'_> {
     fn heartbeat(&mut self) -> Result<(), Exit> {
         self.outbound
             .push(wire::ping_frame())
-            .map_err(|_gone| Exit::SendFailed)
+            .map_err(|_gone| Exit::ClientGone)
     }
 
     fn on_message(&mut self, message: AggregatedMessage) -> Result<(), Exit> {
@@ -397,7 +389,7 @@ impl Connection<'_> {
         // The old subscription ends where the new history is queued: no point of
         // the old asset can follow `asset_history`.
         self.outbound
-            .subscribe(asset.id, points, new.seq, new.last_time, new.history)
+            .subscribe(asset.id, points, new)
             .map_err(|_gone| Exit::ClientGone)
     }
 
