@@ -10,7 +10,7 @@
 //! arrive and subscribers join (the hub evicts by wall clock on both), so no timer
 //! races the feed.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use ratecast_core::{
     LiveFeed, PointStore,
@@ -23,6 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::hub::Hub;
+
+/// How long loading the history window and opening the feed may take before it
+/// is abandoned and tried again: a backstop for a connection that hangs with no
+/// error (the stores' own timeouts are shorter).
+const FOLLOW_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Follows `store` into `hub` until `shutdown`.
 #[tracing::instrument(name = "feed", skip_all)]
@@ -37,17 +42,32 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 () = tokio::time::sleep(delay) => {}
             }
         }
-        let now = unix_now_secs();
         let follow = tokio::select! {
             () = shutdown.cancelled() => return,
-            follow = store.follow(history_cutoff(now)) => follow,
+            follow = tokio::time::timeout(
+                FOLLOW_DEADLINE,
+                store.follow(history_cutoff(unix_now_secs())),
+            ) => follow,
         };
+        // The clock after the read: what expired while it ran leaves the window.
+        let now = unix_now_secs();
         let mut follow = match follow {
-            Ok(follow) => follow,
-            Err(error) => {
+            Ok(Ok(follow)) => follow,
+            Ok(Err(error)) => {
                 hub.set_ready(false);
                 let delay = backoff.next_delay();
                 warn!(error = %ErrorChain(&error), retry_in = ?delay, "cannot load the history window");
+                wait = Some(delay);
+                continue;
+            }
+            Err(_elapsed) => {
+                hub.set_ready(false);
+                let delay = backoff.next_delay();
+                warn!(
+                    deadline = ?FOLLOW_DEADLINE,
+                    retry_in = ?delay,
+                    "loading the history window took too long; abandoned"
+                );
                 wait = Some(delay);
                 continue;
             }
@@ -113,5 +133,74 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 warn!(error = %ErrorChain(&error), "live feed stopped; following again");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use ratecast_core::{
+        Asset, AssetId, MemoryStore, Point, SnapshotFeed, StoreError,
+        memory::{DEFAULT_RETENTION_SECS, MemoryFeed},
+    };
+
+    use super::*;
+
+    /// A store whose first `follow` never answers (a connection that hangs
+    /// with no error); later ones are the memory store's.
+    struct HangsOnce {
+        inner: MemoryStore,
+        hung: AtomicBool,
+    }
+
+    impl PointStore for HangsOnce {
+        type Feed = MemoryFeed;
+
+        fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
+            self.inner.assets()
+        }
+
+        fn history(
+            &self,
+            asset: AssetId,
+            from: i64,
+            to: i64,
+        ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send {
+            self.inner.history(asset, from, to)
+        }
+
+        async fn follow(&self, since: i64) -> Result<SnapshotFeed<MemoryFeed>, StoreError> {
+            if !self.hung.swap(true, Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.follow(since).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_follow_that_hangs_is_abandoned_at_the_deadline_and_tried_again() {
+        let assets: ratecast_core::AssetList = "EURUSD".parse().expect("assets");
+        let hub = Arc::new(Hub::new(assets.clone()));
+        let store = HangsOnce {
+            inner: MemoryStore::new(assets, DEFAULT_RETENTION_SECS),
+            hung: AtomicBool::new(false),
+        };
+        let shutdown = CancellationToken::new();
+        let feed = tokio::spawn(run_feed(hub.clone(), store, shutdown.clone()));
+        let start = tokio::time::Instant::now();
+        while !hub.is_ready() {
+            assert!(
+                start.elapsed() < FOLLOW_DEADLINE * 2,
+                "never followed again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            start.elapsed() >= FOLLOW_DEADLINE,
+            "ready only after the hung follow was abandoned"
+        );
+        shutdown.cancel();
+        feed.await.expect("the feed ends at shutdown");
     }
 }

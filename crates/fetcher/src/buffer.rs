@@ -3,7 +3,9 @@
 //! The poller must never wait on the store (an election can take seconds, a
 //! restart minutes), so [`BufferedSink::insert`] only enqueues; a flusher task
 //! writes batches in arrival order and, when the store fails, keeps them and
-//! retries with backoff. The queue is bounded: when full, the oldest point is
+//! retries with backoff (an insert with no answer within [`INSERT_DEADLINE`]
+//! counts as failed; shutdown cuts a pending one short and makes one final flush
+//! attempt). The queue is bounded: when full, the oldest point is
 //! dropped and counted, since the newest data matters most to live subscribers.
 //!
 //! One bad point never holds the queue: points the store refuses for good come
@@ -30,6 +32,10 @@ use crate::metrics;
 const MAX_BATCH: usize = 1000;
 /// How long shutdown waits for the last flush.
 const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
+/// How long one insert may take before it counts as failed and is retried: a
+/// backstop for a connection that hangs with no error (inserts are idempotent,
+/// so retrying a write that did land only finds duplicates).
+const INSERT_DEADLINE: Duration = Duration::from_secs(30);
 
 struct Queue {
     points: VecDeque<Point>,
@@ -137,7 +143,12 @@ async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: Cance
             () = shutdown.cancelled() => break,
             () = woken => {}
         }
-        match flush(&shared, &store).await {
+        // A flush cut short keeps its batch queued for the final flush.
+        let flushed = tokio::select! {
+            () = shutdown.cancelled() => break,
+            flushed = flush(&shared, &store) => flushed,
+        };
+        match flushed {
             Ok(()) => {
                 if backoff.failures() > 0 {
                     info!(
@@ -182,7 +193,14 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
         if batch.is_empty() {
             return Ok(());
         }
-        let report = match store.insert(&batch).await {
+        let inserted = tokio::time::timeout(INSERT_DEADLINE, store.insert(&batch))
+            .await
+            .unwrap_or_else(|_elapsed| {
+                Err(StoreError::Unavailable(
+                    format!("no answer to an insert within {INSERT_DEADLINE:?}").into(),
+                ))
+            });
+        let report = match inserted {
             Ok(report) => report,
             Err(StoreError::UnknownAsset(asset)) => {
                 drop_asset(shared, asset);
@@ -328,6 +346,68 @@ mod tests {
         shutdown.cancel();
         tasks.close();
         tasks.wait().await;
+    }
+
+    /// A store whose first insert never answers (a connection that hangs with
+    /// no error); later ones are the memory store's.
+    #[derive(Clone)]
+    struct HangsOnce {
+        inner: MemoryStore,
+        hung: Arc<AtomicBool>,
+    }
+
+    impl PointSink for HangsOnce {
+        async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
+            if !self.hung.swap(true, Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.insert(points).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_insert_that_hangs_is_abandoned_at_the_deadline_and_its_points_stored_after() {
+        let store = HangsOnce {
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            hung: Arc::new(AtomicBool::new(false)),
+        };
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        sink.insert(&[point(1), point(2)]).await.expect("queued");
+        tokio::time::sleep(INSERT_DEADLINE - Duration::from_secs(1)).await;
+        assert_eq!(sink.len(), 2, "still waiting on the hung insert");
+        drained(&sink).await;
+        assert_eq!(stored_times(&store.inner).await, vec![1, 2]);
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_hung_insert_still_makes_the_final_flush() {
+        let store = HangsOnce {
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            hung: Arc::new(AtomicBool::new(false)),
+        };
+        let tasks = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        sink.insert(&[point(1)]).await.expect("queued");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let start = tokio::time::Instant::now();
+        shutdown.cancel();
+        tasks.close();
+        tasks.wait().await;
+        assert!(
+            start.elapsed() < INSERT_DEADLINE,
+            "shutdown did not wait out the hung insert"
+        );
+        assert_eq!(
+            stored_times(&store.inner).await,
+            vec![1],
+            "the final flush stored it"
+        );
     }
 
     #[tokio::test(start_paused = true)]
