@@ -365,8 +365,8 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_insert_that_hangs_is_abandoned_at_the_deadline_and_its_points_stored_after() {
+    /// A buffer flushing into a [`HangsOnce`] store.
+    fn hangs_once() -> (HangsOnce, BufferedSink, TaskTracker, CancellationToken) {
         let store = HangsOnce {
             inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
             hung: Arc::new(AtomicBool::new(false)),
@@ -374,6 +374,12 @@ mod tests {
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        (store, sink, tasks, shutdown)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_insert_that_hangs_is_abandoned_at_the_deadline_and_its_points_stored_after() {
+        let (store, sink, tasks, shutdown) = hangs_once();
         sink.insert(&[point(1), point(2)]).await.expect("queued");
         tokio::time::sleep(INSERT_DEADLINE - Duration::from_secs(1)).await;
         assert_eq!(sink.len(), 2, "still waiting on the hung insert");
@@ -386,13 +392,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn shutdown_during_a_hung_insert_still_makes_the_final_flush() {
-        let store = HangsOnce {
-            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
-            hung: Arc::new(AtomicBool::new(false)),
-        };
-        let tasks = TaskTracker::new();
-        let shutdown = CancellationToken::new();
-        let sink = BufferedSink::spawn(store.clone(), 1000, &tasks, shutdown.clone());
+        let (store, sink, tasks, shutdown) = hangs_once();
         sink.insert(&[point(1)]).await.expect("queued");
         tokio::time::sleep(Duration::from_secs(1)).await;
         let start = tokio::time::Instant::now();
