@@ -141,9 +141,10 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use ratecast_core::{
-        Asset, AssetId, MemoryStore, Point, SnapshotFeed, StoreError,
+        MemoryStore, SnapshotFeed, StoreError,
         memory::{DEFAULT_RETENTION_SECS, MemoryFeed},
     };
+    use ratecast_testkit::rigged::{Rig, Rigged};
 
     use super::*;
 
@@ -154,20 +155,11 @@ mod tests {
         hung: AtomicBool,
     }
 
-    impl PointStore for HangsOnce {
+    impl Rig for HangsOnce {
         type Feed = MemoryFeed;
 
-        fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
-            self.inner.assets()
-        }
-
-        fn history(
-            &self,
-            asset: AssetId,
-            from: i64,
-            to: i64,
-        ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send {
-            self.inner.history(asset, from, to)
+        fn inner(&self) -> &MemoryStore {
+            &self.inner
         }
 
         async fn follow(&self, since: i64) -> Result<SnapshotFeed<MemoryFeed>, StoreError> {
@@ -182,10 +174,10 @@ mod tests {
     async fn a_follow_that_hangs_is_abandoned_at_the_deadline_and_tried_again() {
         let assets: ratecast_core::AssetList = "EURUSD".parse().expect("assets");
         let hub = Arc::new(Hub::new(assets.clone()));
-        let store = HangsOnce {
+        let store = Rigged(HangsOnce {
             inner: MemoryStore::new(assets, DEFAULT_RETENTION_SECS),
             hung: AtomicBool::new(false),
-        };
+        });
         let shutdown = CancellationToken::new();
         let feed = tokio::spawn(run_feed(hub.clone(), store, shutdown.clone()));
         let start = tokio::time::Instant::now();

@@ -3,7 +3,6 @@
 //! readiness through shutdown and feed interruptions.
 
 use std::{
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -13,13 +12,17 @@ use std::{
 
 use ratecast_api::{ServerConfig, SessionConfig};
 use ratecast_core::{
-    Asset, AssetId, AssetList, LiveFeed, MemoryStore, Point, PointSink, PointStore, SnapshotFeed,
+    AssetId, AssetList, LiveFeed, MemoryStore, Point, PointSink, PointStore, SnapshotFeed,
     StoreError,
     memory::DEFAULT_RETENTION_SECS,
     store::{FeedError, FeedEvent},
     time::unix_now_secs,
 };
-use ratecast_testkit::{ApiServer, Client, WAIT, point, wait_ready};
+use ratecast_testkit::{
+    ApiServer, Client, WAIT, point,
+    rigged::{Rig, Rigged},
+    wait_ready,
+};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 use tokio_util::sync::CancellationToken;
@@ -132,8 +135,8 @@ struct HangingHistory {
 impl PointStore for HangingHistory {
     type Feed = <MemoryStore as PointStore>::Feed;
 
-    fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
-        self.inner.assets()
+    async fn assets(&self) -> Result<Vec<ratecast_core::Asset>, StoreError> {
+        self.inner.assets().await
     }
 
     async fn history(&self, _: AssetId, _: i64, _: i64) -> Result<Vec<Point>, StoreError> {
@@ -141,11 +144,8 @@ impl PointStore for HangingHistory {
         std::future::pending().await
     }
 
-    fn follow(
-        &self,
-        since: i64,
-    ) -> impl Future<Output = Result<SnapshotFeed<Self::Feed>, StoreError>> + Send {
-        self.inner.follow(since)
+    async fn follow(&self, since: i64) -> Result<SnapshotFeed<Self::Feed>, StoreError> {
+        self.inner.follow(since).await
     }
 }
 
@@ -391,20 +391,11 @@ impl LiveFeed for ScriptedFeed {
     }
 }
 
-impl PointStore for ScriptedFeedStore {
+impl Rig for ScriptedFeedStore {
     type Feed = ScriptedFeed;
 
-    fn assets(&self) -> impl Future<Output = Result<Vec<Asset>, StoreError>> + Send {
-        self.inner.assets()
-    }
-
-    fn history(
-        &self,
-        asset: AssetId,
-        from: i64,
-        to: i64,
-    ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send {
-        self.inner.history(asset, from, to)
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
     }
 
     async fn follow(&self, _since: i64) -> Result<SnapshotFeed<ScriptedFeed>, StoreError> {
@@ -444,10 +435,10 @@ struct Scripted {
 async fn start_scripted() -> Scripted {
     let assets: AssetList = ASSETS.parse().expect("assets");
     let (events, rx) = tokio::sync::mpsc::channel(64);
-    let store = ScriptedFeedStore {
+    let store = Rigged(ScriptedFeedStore {
         inner: MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS),
         feed: std::sync::Mutex::new(Some(ScriptedFeed(rx))),
-    };
+    });
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();

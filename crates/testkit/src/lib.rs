@@ -3,13 +3,15 @@
 //!
 //! A scriptable HTTP upstream on loopback ([`upstream`]), plain HTTP requests and
 //! readiness waits ([`http`]), a websocket client that waits with deadlines
-//! ([`client`]), the real servers spawned on port 0 ([`spawn`]) and the real
-//! binaries run with an environment ([`binary`]). Every wait is bounded by [`WAIT`].
+//! ([`client`]), the real servers spawned on port 0 ([`spawn`]), the real
+//! binaries run with an environment ([`binary`]) and stores that misbehave on
+//! purpose ([`rigged`]). Every wait is bounded by [`WAIT`].
 
 pub mod binary;
 pub mod client;
 pub mod http;
 pub mod mongo;
+pub mod rigged;
 pub mod spawn;
 pub mod upstream;
 
