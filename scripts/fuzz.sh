@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Fuzzes the two parsers that read bytes nobody vouches for; docs/reliability.md
+# Fuzzes the parsers that read bytes nobody vouches for; docs/reliability.md
 # records the runs. Targets:
 #   parse_body            upstream body bytes -> ratecast_fetcher::emcont::parse_body
 #                         (crates/fetcher/fuzz)
+#   inbound_frames        a client's bytes after the upgrade, in arbitrary chunks at
+#                         arbitrary times -> ratecast_api::inbound::Decoder; asserts
+#                         the bytes held stay within the bound   (crates/api/fuzz)
 #   parse_request         client frame bytes  -> ratecast_core::protocol::parse_request
 #   parse_request_fields  client frames built from typed fields (integer limits
 #                         included) -> parse_request               (crates/core/fuzz)
@@ -27,14 +30,15 @@ cd "$(dirname "$0")/.."
 seconds=${1:-300}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(parse_body parse_request parse_request_fields)
+[ ${#targets[@]} -gt 0 ] || targets=(parse_body parse_request parse_request_fields inbound_frames)
 
 # target → fuzz crate directory, inbound size limit (bytes)
 fuzz_dir() {
     case $1 in
         parse_body) echo crates/fetcher/fuzz ;;
         parse_request | parse_request_fields) echo crates/core/fuzz ;;
-        *) echo "unknown target $1 (known: parse_body parse_request parse_request_fields)" >&2; exit 2 ;;
+        inbound_frames) echo crates/api/fuzz ;;
+        *) echo "unknown target $1 (known: parse_body parse_request parse_request_fields inbound_frames)" >&2; exit 2 ;;
     esac
 }
 max_len() {
@@ -44,6 +48,8 @@ max_len() {
         parse_body) echo 8192 ;;
         # The server refuses inbound messages over 4096 bytes (close 1009).
         parse_request | parse_request_fields) echo 4096 ;;
+        # Several messages and frames of up to 4 KiB, in chunks.
+        inbound_frames) echo 32768 ;;
     esac
 }
 
@@ -61,7 +67,7 @@ seed() {
                 printf '%s' "$line" >"$corpus/protocol-md-$n.json"
             done < <(grep -E '^\{"action"' docs/protocol.md)
             ;;
-        parse_request_fields) ;; # arbitrary's encoding: libFuzzer starts from nothing
+        parse_request_fields | inbound_frames) ;; # arbitrary's encoding: libFuzzer starts from nothing
     esac
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod feed;
 pub mod history;
 pub mod hub;
+pub mod inbound;
 pub mod limits;
 pub mod metrics;
 pub mod outbound;
@@ -17,6 +18,7 @@ pub mod relay;
 pub mod replica;
 pub mod server;
 pub mod session;
+pub mod transport;
 pub mod wire;
 
 use std::{future::Future, net::TcpListener, sync::Arc};

@@ -1,9 +1,17 @@
-//! Inbound rate limiting: a token bucket per connection.
+//! Inbound rate limiting: token buckets per connection, charged for every frame.
 //!
-//! A client may send `rate` messages a second with bursts of `burst`. A message
-//! over the limit is answered with a `rate_limited` error and dropped; a client
-//! that keeps going over it (its rejections outrun a second, slower bucket) is
-//! closed with 1008. Time is passed in, so tests drive it without a clock.
+//! A client may send `rate` frames a second with bursts of `burst`, and a
+//! quarter of that many bytes as if each frame were of the largest size
+//! ([`RateLimiter::new`]). Every frame counts: text, binary and continuation
+//! frames, pings, pongs, empty ones too (a flood of empty pongs costs the server
+//! as much as a flood of requests). A frame over the limit is dropped (a data
+//! message is answered `rate_limited`, a control frame gets nothing, a ping no
+//! pong); a client that keeps going over it (its rejections outrun a second,
+//! slower bucket) is closed with 1008: at 1.75 times the rate or more within 2 s
+//! of going over it, at three times or more within 2 s of its first frame
+//! (`a_flood_of_three_times_the_rate_is_closed_within_2_s`), while an occasional
+//! burst is only refused.
+//! Time is passed in, so tests drive it without a clock.
 
 use tokio::time::Instant;
 
@@ -26,11 +34,15 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.updated);
         self.updated = now;
         self.tokens = (self.tokens + elapsed.as_secs_f64() * self.per_second).min(self.capacity);
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -40,11 +52,11 @@ impl TokenBucket {
     }
 }
 
-/// What to do with one inbound message.
+/// What to do with one inbound frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Accept,
-    /// Over the limit: answer `rate_limited`, drop the message.
+    /// Over the limit: drop the frame (a data message is answered `rate_limited`).
     Reject,
     /// Over the limit for too long: close the connection (1008).
     Close,
@@ -53,23 +65,41 @@ pub enum Verdict {
 /// Per-connection inbound limiter.
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
-    messages: TokenBucket,
-    /// Rejections allowed: a burst of 2 s worth of over-limit messages, refilled
-    /// at a quarter of the message rate. Empty means persistent abuse.
+    frames: TokenBucket,
+    /// Bytes on the wire (headers included, so empty frames cost too).
+    bytes: TokenBucket,
+    /// Rejections allowed: a burst of 1 s worth of over-limit frames, refilled
+    /// at a quarter of the frame rate. Empty means persistent abuse.
     rejections: TokenBucket,
 }
 
 impl RateLimiter {
-    pub fn new(per_second: u32, burst: u32, now: Instant) -> Self {
+    /// `per_second` frames a second with bursts of `burst`; bytes at a quarter of
+    /// `per_second × max_frame_bytes` a second, with bursts of a quarter of
+    /// `burst × max_frame_bytes` but never less than one frame of the largest
+    /// size (`max_frame_bytes`: the largest frame let through, header included).
+    pub fn new(per_second: u32, burst: u32, max_frame_bytes: usize, now: Instant) -> Self {
         let rate = f64::from(per_second);
+        let largest = max_frame_bytes as f64;
         Self {
-            messages: TokenBucket::new(rate, f64::from(burst), now),
-            rejections: TokenBucket::new(rate / 4.0, rate * 2.0, now),
+            frames: TokenBucket::new(rate, f64::from(burst), now),
+            bytes: TokenBucket::new(
+                rate * largest / 4.0,
+                (f64::from(burst) * largest / 4.0).max(largest),
+                now,
+            ),
+            rejections: TokenBucket::new(rate / 4.0, rate, now),
         }
     }
 
-    pub fn check(&mut self, now: Instant) -> Verdict {
-        if self.messages.try_take(now) {
+    /// The verdict on one frame of `bytes` bytes (header included).
+    pub fn check(&mut self, now: Instant, bytes: usize) -> Verdict {
+        self.frames.refill(now);
+        self.bytes.refill(now);
+        let cost = bytes as f64;
+        if self.frames.tokens >= 1.0 && self.bytes.tokens >= cost {
+            self.frames.tokens -= 1.0;
+            self.bytes.tokens -= cost;
             Verdict::Accept
         } else if self.rejections.try_take(now) {
             Verdict::Reject
@@ -85,6 +115,12 @@ mod tests {
 
     use super::*;
 
+    const SMALL: usize = 60;
+
+    fn limiter(start: Instant) -> RateLimiter {
+        RateLimiter::new(20, 40, 4096 + 14, start)
+    }
+
     #[test]
     fn a_burst_passes_then_the_rate_holds() {
         let start = Instant::now();
@@ -97,19 +133,19 @@ mod tests {
     #[test]
     fn a_client_within_the_limit_is_never_rejected() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::new(20, 40, start);
+        let mut limiter = limiter(start);
         for i in 0..2000u64 {
-            let now = start + Duration::from_millis(i * 60); // ~16.7 messages/s
-            assert_eq!(limiter.check(now), Verdict::Accept, "message {i}");
+            let now = start + Duration::from_millis(i * 60); // ~16.7 frames/s
+            assert_eq!(limiter.check(now, SMALL), Verdict::Accept, "frame {i}");
         }
     }
 
     #[test]
     fn a_flood_is_rejected_then_closed() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::new(20, 40, start);
+        let mut limiter = limiter(start);
         let verdicts: Vec<Verdict> = (0..200u64)
-            .map(|i| limiter.check(start + Duration::from_millis(i)))
+            .map(|i| limiter.check(start + Duration::from_millis(i), SMALL))
             .collect();
         assert!(verdicts[..40].iter().all(|v| *v == Verdict::Accept));
         assert_eq!(verdicts[40], Verdict::Reject);
@@ -119,13 +155,49 @@ mod tests {
         );
     }
 
+    /// The first `Close` verdict for frames of `bytes` sent `per_second`, if
+    /// any comes within `within`.
+    fn closed_after(per_second: u64, bytes: usize, within: Duration) -> Option<Duration> {
+        let start = Instant::now();
+        let mut limiter = limiter(start);
+        let step = Duration::from_nanos(1_000_000_000 / per_second);
+        (1..)
+            .map(|i| step * i)
+            .take_while(|at| *at <= within)
+            .find(|at| limiter.check(start + *at, bytes) == Verdict::Close)
+    }
+
+    #[test]
+    fn a_flood_of_three_times_the_rate_is_closed_within_2_s() {
+        for per_second in [60, 100, 1_000, 1_000_000] {
+            let closed = closed_after(per_second, 6, Duration::from_secs(2));
+            assert!(closed.is_some(), "{per_second} empty frames/s: {closed:?}");
+        }
+    }
+
+    #[test]
+    fn large_frames_within_the_frame_rate_are_limited_by_bytes() {
+        // 20 frames a second pass the frame bucket; at 4 KiB each they are four
+        // times the byte rate, and the client is closed.
+        assert!(closed_after(20, 4096 + 14, Duration::from_secs(30)).is_some());
+        // The same at 100 bytes a frame goes on for good.
+        assert_eq!(closed_after(19, 100, Duration::from_secs(30)), None);
+    }
+
+    #[test]
+    fn one_frame_of_the_largest_size_always_fits_a_full_bucket() {
+        let start = Instant::now();
+        let mut limiter = RateLimiter::new(1, 1, 1_048_576 + 14, start);
+        assert_eq!(limiter.check(start, 1_048_576 + 14), Verdict::Accept);
+    }
+
     #[test]
     fn an_occasional_burst_over_the_limit_is_only_rejected() {
         let start = Instant::now();
-        let mut limiter = RateLimiter::new(20, 40, start);
+        let mut limiter = limiter(start);
         for round in 0..10u64 {
             let t = start + Duration::from_secs(round * 10);
-            let verdicts: Vec<Verdict> = (0..60).map(|_| limiter.check(t)).collect();
+            let verdicts: Vec<Verdict> = (0..60).map(|_| limiter.check(t, SMALL)).collect();
             assert!(!verdicts.contains(&Verdict::Close), "round {round}");
         }
     }

@@ -69,8 +69,22 @@ pub fn lag_catch_up_points(points: usize) {
     counter!("ratecast_ws_lag_catchup_points_total").increment(points as u64);
 }
 
+/// Websocket connections, from upgrade until the TCP connection ends.
 pub fn connections(delta: f64) {
     gauge!("ratecast_ws_connections").increment(delta);
+}
+
+/// TCP connections, from accept until the socket is closed (what
+/// `MAX_CONNECTIONS` limits).
+pub fn tcp_connections(delta: f64) {
+    gauge!("ratecast_connections").increment(delta);
+}
+
+/// A connection torn down by the server (`close_timeout`: still open
+/// `CLOSE_GRACE` after its close frame was queued; `write_stalled`: its writes
+/// made no progress for the send timeout plus that grace).
+pub fn torn_down(reason: &'static str) {
+    counter!("ratecast_connections_torn_down_total", "reason" => reason).increment(1);
 }
 
 /// A point from the live feed reached the hub `lag_seconds` after its second

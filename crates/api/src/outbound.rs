@@ -14,9 +14,7 @@
 //! its per-connection write buffer never grows past a few KiB (a whole 124 KB
 //! `asset_history` handed over at once would stay allocated for the connection's
 //! life). Control frames (ping, pong, close) are encoded here too and queued
-//! like replies, so they go out between whole frames, and actix-ws's own
-//! outbound channel is never polled: the body only keeps it, because dropping
-//! it is what ends actix-ws's reader.
+//! like replies, so they go out between whole frames.
 //!
 //! Slow consumers: [`Outbound::stalled`] says whether the socket has taken
 //! nothing for the send timeout while frames waited for it; the session then
@@ -35,7 +33,7 @@ use std::{
     time::Duration,
 };
 
-use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use ratecast_core::AssetId;
 use tokio::{
@@ -153,13 +151,8 @@ pub struct Outbound {
 /// The dispatcher's half: the websocket response body.
 pub struct OutboundBody {
     shared: Rc<Shared>,
-    /// actix-ws's own body. Never polled (this body writes every frame), kept
-    /// and dropped with this body: its drop is what ends actix-ws's read side.
-    _reader_guard: BoxBody,
     /// The rest of the frame being written.
     rest: Bytes,
-    /// Whatever must last as long as the connection (see [`Self::holding`]).
-    _held: Option<Box<dyn std::any::Any>>,
 }
 
 impl Outbound {
@@ -185,14 +178,11 @@ impl Outbound {
         }
     }
 
-    /// The response body that writes this side's frames, in place of
-    /// actix-ws's own `body` (kept only for the reader's sake).
-    pub fn body(&self, actix_ws_body: BoxBody) -> OutboundBody {
+    /// The websocket response body that writes this side's frames.
+    pub fn body(&self) -> OutboundBody {
         OutboundBody {
             shared: self.shared.clone(),
-            _reader_guard: actix_ws_body,
             rest: Bytes::new(),
-            _held: None,
         }
     }
 
@@ -370,14 +360,6 @@ impl State {
 }
 
 impl OutboundBody {
-    /// Keeps `held` until the body is dropped, which is when the connection
-    /// is over: after the session task, if the client reads its close frame
-    /// late or never.
-    pub fn holding(mut self, held: impl std::any::Any) -> Self {
-        self._held = Some(Box::new(held));
-        self
-    }
-
     /// The next frame: a queued one first, then the next new live point.
     fn next_frame(&self, cx: &mut Context<'_>) -> Option<Bytes> {
         let mut state = self.shared.state.borrow_mut();
@@ -500,7 +482,6 @@ impl Drop for OutboundBody {
 mod tests {
     use std::task::Waker;
 
-    use actix_web::body::BoxBody;
     use ratecast_core::Point;
 
     use super::*;
@@ -524,20 +505,10 @@ mod tests {
         out
     }
 
-    fn actix_ws_body(chunks: &[&'static [u8]]) -> BoxBody {
-        let stream = futures_util::stream::iter(
-            chunks
-                .iter()
-                .map(|c| Ok::<_, std::io::Error>(Bytes::from_static(c)))
-                .collect::<Vec<_>>(),
-        );
-        BoxBody::new(actix_web::body::BodyStream::new(stream))
-    }
-
     /// An outbound side and its body, subscribed to EURUSD of `hub` now.
     fn subscribed(hub: &Arc<Hub>) -> (Outbound, OutboundBody) {
         let outbound = Outbound::new(1 << 20, hub.clone());
-        let body = outbound.body(actix_ws_body(&[]));
+        let body = outbound.body();
         let points = hub.points(AssetId(1)).expect("asset");
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         outbound.subscribe(AssetId(1), points, sub).expect("open");
@@ -567,7 +538,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_frame_leaves_in_slices_of_at_most_a_chunk_and_frames_stay_whole() {
         let outbound = Outbound::new(1 << 20, hub());
-        let mut body = outbound.body(actix_ws_body(&[b"NEVER"]));
+        let mut body = outbound.body();
         let big = Bytes::from(vec![7u8; 3 * CHUNK + 10]);
         outbound.push(big.clone()).expect("open");
         outbound.push(crate::wire::ping_frame()).expect("open");
@@ -576,18 +547,14 @@ mod tests {
         let bytes: Vec<u8> = out.concat();
         assert_eq!(&bytes[..big.len()], &big[..]);
         assert_eq!(&bytes[big.len()..], &crate::wire::ping_frame()[..]);
-        assert_eq!(
-            out.len(),
-            5,
-            "4 slices, then the ping; actix-ws's body is never read"
-        );
+        assert_eq!(out.len(), 5, "4 slices, then the ping");
         assert_eq!(outbound.queued(), 0);
     }
 
     #[tokio::test]
     async fn the_budget_counts_queued_bytes_until_the_socket_takes_them() {
         let outbound = Outbound::new(100, hub());
-        let mut body = outbound.body(actix_ws_body(&[]));
+        let mut body = outbound.body();
         assert!(outbound.fits(1000), "anything fits an empty queue");
         outbound.push(Bytes::from(vec![0u8; 60])).expect("open");
         assert!(outbound.fits(40));
@@ -607,7 +574,7 @@ mod tests {
     async fn each_slice_taken_is_progress_and_the_rest_of_a_frame_can_stall() {
         let timeout = Duration::from_secs(10);
         let outbound = Outbound::new(1 << 20, hub());
-        let mut body = outbound.body(actix_ws_body(&[]));
+        let mut body = outbound.body();
         outbound
             .push(Bytes::from(vec![0u8; 4 * CHUNK]))
             .expect("open");
@@ -690,7 +657,7 @@ mod tests {
         let hub = hub();
         hub.apply(&point(NOW - 10), NOW);
         let outbound = Outbound::new(1 << 20, hub.clone());
-        let mut body = outbound.body(actix_ws_body(&[]));
+        let mut body = outbound.body();
         let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
         hub.apply(&point(NOW - 9), NOW);
         // A receiver that joined late, as a relay that skipped a point.
@@ -726,7 +693,7 @@ mod tests {
     #[test]
     fn a_dropped_body_refuses_further_frames() {
         let outbound = Outbound::new(100, hub());
-        let body = outbound.body(actix_ws_body(&[]));
+        let body = outbound.body();
         outbound.push(Bytes::from_static(b"x")).expect("open");
         drop(body);
         assert_eq!(outbound.push(Bytes::from_static(b"y")), Err(Gone));
@@ -736,7 +703,7 @@ mod tests {
     #[test]
     fn closing_finishes_the_frame_being_written_then_sends_only_the_close_and_ends() {
         let outbound = Outbound::new(1 << 20, hub());
-        let mut body = outbound.body(actix_ws_body(&[]));
+        let mut body = outbound.body();
         outbound
             .push(Bytes::from(vec![1u8; CHUNK + 5]))
             .expect("open");

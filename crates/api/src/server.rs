@@ -1,22 +1,17 @@
 //! The HTTP side: actix-web routes, websocket upgrades and the server lifecycle.
 //!
-//! `GET /` upgrades websocket requests into sessions and answers plain requests
-//! with a short hint; `/healthz` is liveness, `/readyz` readiness (the hub's window
-//! is loaded and its feed is live). Sessions run on the worker that accepted them
-//! and are tracked, so shutdown can wait for every one to send its close frame.
+//! `GET /` upgrades websocket requests into sessions and serves the chart page
+//! to plain requests; `/healthz` is liveness, `/readyz` readiness (the hub's
+//! window is loaded and its feed is live), `/metrics` Prometheus. Sessions run
+//! on the worker that accepted them and are tracked, so shutdown can wait for
+//! every one to send its close frame. The TCP layer below (connection slots,
+//! deadlines, teardown) is [`crate::transport`].
 
-use std::{
-    io,
-    net::TcpListener,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{io, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_web::{
-    App, HttpRequest, HttpResponse, HttpServer,
+    App, HttpRequest, HttpResponse,
+    body::MessageBody as _,
     dev::Server,
     http::header::{self, ContentType},
     web,
@@ -27,8 +22,11 @@ use tracing::info;
 use crate::{
     history::{HistoryQueries, HistorySource},
     hub::Hub,
-    outbound::{CHUNK, Outbound},
+    inbound::{Decoder, InboundStream, MAX_HEADER},
+    limits::RateLimiter,
+    outbound::Outbound,
     session::{self, SessionConfig, run_session},
+    transport::{self, CLOSE_GRACE, ConnectionHandle, Connections, TransportConfig},
 };
 
 /// The page served to browsers at `/`: self-contained, embedded at compile time.
@@ -53,7 +51,8 @@ pub struct ServerConfig {
     /// clients at shutdown, so a load balancer that probes it stops sending
     /// clients first; `None` closes them at once.
     pub shutdown_drain: Option<Duration>,
-    /// Websocket sessions per process; further upgrades get 503 before upgrading.
+    /// TCP connections per process (websockets, and plain HTTP connections
+    /// while they last); upgrades beyond it get 503 before upgrading.
     pub max_connections: usize,
     /// Browser origins allowed to open a websocket (`Origin` header, exact
     /// match such as `https://rates.example.com`); `None` allows any origin.
@@ -108,31 +107,11 @@ struct AppState {
     closing: CancellationToken,
     /// Every live session, so shutdown can wait for their close frames.
     sessions: TaskTracker,
-    /// Sessions now open, for `max_connections`.
-    open: Arc<AtomicUsize>,
+    /// Connections now open, for `max_connections`.
+    connections: Connections,
     max_connections: usize,
     allowed_origins: Option<Vec<String>>,
     readiness_detail: Option<ReadinessDetail>,
-}
-
-/// Counts one open connection from upgrade until its response body is dropped:
-/// after the session task, when the client has read the close frame or is gone,
-/// so a client that never reads its close frame still holds a slot.
-struct OpenSession(Arc<AtomicUsize>);
-
-impl OpenSession {
-    fn open(count: &Arc<AtomicUsize>) -> (Self, usize) {
-        crate::metrics::connections(1.0);
-        let open = count.fetch_add(1, Ordering::AcqRel) + 1;
-        (Self(count.clone()), open)
-    }
-}
-
-impl Drop for OpenSession {
-    fn drop(&mut self) {
-        crate::metrics::connections(-1.0);
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 /// Serves HTTP and websockets on `listener` until `shutdown` is cancelled, then
@@ -147,6 +126,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let sessions = TaskTracker::new();
     let closing = CancellationToken::new();
+    let connections = Connections::default();
     let state = web::Data::new(AppState {
         sessions_shared: Arc::new(session::Shared {
             hub,
@@ -160,12 +140,12 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         closing: closing.clone(),
         sessions: sessions.clone(),
-        open: Arc::default(),
+        connections: connections.clone(),
         max_connections: config.max_connections,
         allowed_origins: config.allowed_origins.clone(),
         readiness_detail: config.readiness_detail.clone(),
     });
-    let server = build_server(listener, state, &config)?;
+    let server = build_server(listener, state, connections, &config)?;
     let handle = server.handle();
     tokio::pin!(server);
     tokio::select! {
@@ -210,9 +190,18 @@ pub async fn serve(
 fn build_server(
     listener: TcpListener,
     state: web::Data<AppState>,
+    connections: Connections,
     config: &ServerConfig,
 ) -> io::Result<Server> {
-    let mut server = HttpServer::new(move || {
+    let transport = TransportConfig {
+        workers: config.workers,
+        max_connections_per_worker: config.max_connections_per_worker,
+        // Past the send timeout the session closes a slow consumer; the grace
+        // is for its close frame.
+        write_stall: config.session.send_timeout + CLOSE_GRACE,
+        stop_budget: ACTIX_STOP_BUDGET,
+    };
+    transport::build(listener, connections, &transport, move || {
         App::new()
             .app_data(state.clone())
             .route("/", web::get().to(index))
@@ -220,20 +209,6 @@ fn build_server(
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
     })
-    .disable_signals()
-    // A history frame goes out in several writes: without TCP_NODELAY its last
-    // segment can wait for the client's delayed ACK (40 ms on Linux).
-    .tcp_nodelay(true)
-    // Body chunks are at most CHUNK (see `outbound`), so each connection's write
-    // buffer stays under 2 × CHUNK instead of growing to its largest frame.
-    .h1_write_buffer_size(CHUNK)
-    .max_connections(config.max_connections_per_worker)
-    .shutdown_timeout(ACTIX_STOP_BUDGET.as_secs())
-    .listen(listener)?;
-    if config.workers > 0 {
-        server = server.workers(config.workers);
-    }
-    Ok(server.run())
 }
 
 async fn index(
@@ -262,30 +237,39 @@ async fn index(
         crate::metrics::refused("origin");
         return Ok(HttpResponse::Forbidden().body("origin not allowed\n"));
     }
-    // Reserve a slot before upgrading; release it if the upgrade fails.
-    let (slot, open) = OpenSession::open(&state.open);
-    if open > state.max_connections {
-        drop(slot);
+    // This connection holds a slot already (from accept): more than the limit
+    // means others are open beside it.
+    if state.connections.open() > state.max_connections {
         crate::metrics::refused("max_connections");
         tracing::debug!(max = state.max_connections, "connection limit reached");
         return Ok(HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "5"))
             .body("connection limit reached; try another server or later\n"));
     }
-    // actix-ws's `Session` is not used: every outbound frame, control frames
-    // included, is written by the connection's `Outbound` body.
-    let (response, _session, stream) = actix_ws::handle(&req, body)?;
+    let Some(connection) = req.conn_data::<ConnectionHandle>().cloned() else {
+        // Every connection of `transport::build` has one.
+        return Ok(HttpResponse::InternalServerError().body("no connection handle\n"));
+    };
+    let mut handshake = match actix_http::ws::handshake(req.head()) {
+        Ok(handshake) => handshake,
+        // 400 (or 405) naming what the upgrade request lacks.
+        Err(error) => return Ok(actix_http::Response::from(error).into()),
+    };
     let shared = state.sessions_shared.clone();
-    let stream = stream
-        .max_frame_size(shared.config.max_message_bytes)
-        .aggregate_continuations();
-    let outbound = Outbound::new(shared.config.max_queued_bytes, shared.hub.clone());
-    let response = response
-        .map_body(|_, actix_ws_body| outbound.body(actix_ws_body).holding(slot))
-        .map_into_boxed_body();
-    let task = run_session(shared, outbound, stream, state.closing.clone());
+    let config = &shared.config;
+    let limiter = RateLimiter::new(
+        config.rate_per_second,
+        config.rate_burst,
+        config.max_message_bytes + MAX_HEADER,
+        tokio::time::Instant::now(),
+    );
+    let inbound = InboundStream::new(body, Decoder::new(config.max_message_bytes, limiter));
+    let outbound = Outbound::new(config.max_queued_bytes, shared.hub.clone());
+    let response = handshake.message_body(outbound.body().boxed())?;
+    connection.upgraded();
+    let task = run_session(shared, outbound, inbound, connection, state.closing.clone());
     actix_web::rt::spawn(state.sessions.track_future(task));
-    Ok(response)
+    Ok(response.into())
 }
 
 /// Whether the request's `Origin` (if any) is on the allow-list (if any).

@@ -10,13 +10,15 @@
 //! beside the loop (one per connection), so points, pings and shutdown keep
 //! flowing while the store answers, or does not. Nothing a client sends can
 //! panic it: bad input is answered with an `error` frame and the connection
-//! stays open.
+//! stays open. Client frames arrive decoded and already charged to the rate
+//! limit ([`crate::inbound`]); once the close frame is queued, the session
+//! waits for the connection to end and tears it down if it does not within
+//! [`CLOSE_GRACE`] ([`crate::transport`]).
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream};
 use bytes::Bytes;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::{FutureExt, Stream};
 
 use ratecast_core::{
     Asset,
@@ -33,9 +35,10 @@ use tracing::debug;
 use crate::{
     history::{Answered, HistoryQueries, NotStarted, page},
     hub::Hub,
-    limits::{RateLimiter, Verdict},
+    inbound::{Ended, Inbound, InboundStream, Refusal},
     outbound::Outbound,
     relay::Relay,
+    transport::{CLOSE_GRACE, ConnectionHandle},
     wire,
 };
 
@@ -46,16 +49,17 @@ pub struct SessionConfig {
     pub ping_interval: Duration,
     /// A connection that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
-    /// Largest client message accepted; larger ones close the connection with 1009.
+    /// Largest client message accepted; a frame that would take a message past
+    /// it closes the connection with 1009 at its header.
     pub max_message_bytes: usize,
     /// A queued frame the client does not take within this time marks it a slow
     /// consumer: the connection is closed rather than left holding memory.
     pub send_timeout: Duration,
     /// Bytes of replies a connection may have queued for its socket (see [`Outbound`]).
     pub max_queued_bytes: usize,
-    /// Inbound messages (text, binary, ping) allowed per second, sustained…
+    /// Inbound frames (every kind, empty ones too) allowed per second, sustained…
     pub rate_per_second: u32,
-    /// …and in a burst. See [`RateLimiter`] for what happens beyond.
+    /// …and in a burst. See [`crate::limits`] for bytes and what happens beyond.
     pub rate_burst: u32,
 }
 
@@ -83,7 +87,20 @@ enum Exit {
     SlowConsumer,
     TooBig,
     RateLimited,
-    Protocol(String),
+    InvalidUtf8,
+    Protocol(&'static str),
+}
+
+impl From<Ended> for Exit {
+    fn from(ended: Ended) -> Self {
+        match ended {
+            Ended::Gone => Self::ClientGone,
+            Ended::Refused(Refusal::TooBig) => Self::TooBig,
+            Ended::Refused(Refusal::Flood) => Self::RateLimited,
+            Ended::Refused(Refusal::InvalidUtf8) => Self::InvalidUtf8,
+            Ended::Refused(Refusal::Protocol(why)) => Self::Protocol(why),
+        }
+    }
 }
 
 impl Exit {
@@ -96,6 +113,7 @@ impl Exit {
             Self::SlowConsumer => "slow_consumer",
             Self::TooBig => "too_big",
             Self::RateLimited => "rate_limited",
+            Self::InvalidUtf8 => "invalid_utf8",
             Self::Protocol(_) => "protocol",
         }
     }
@@ -105,6 +123,7 @@ impl Exit {
         const NORMAL: u16 = 1000;
         const AWAY: u16 = 1001;
         const PROTOCOL: u16 = 1002;
+        const INVALID_DATA: u16 = 1007;
         const POLICY: u16 = 1008;
         const SIZE: u16 = 1009;
         let (code, reason) = match self {
@@ -114,7 +133,8 @@ impl Exit {
             Self::SlowConsumer => (POLICY, "slow consumer"),
             Self::TooBig => (SIZE, "message too big"),
             Self::RateLimited => (POLICY, "rate limit exceeded"),
-            Self::Protocol(text) => (PROTOCOL, text.as_str()),
+            Self::InvalidUtf8 => (INVALID_DATA, "invalid UTF-8"),
+            Self::Protocol(text) => (PROTOCOL, *text),
         };
         wire::close_frame(code, reason)
     }
@@ -153,16 +173,18 @@ struct Connection<'a> {
     stall_armed: bool,
 }
 
-/// Drives one connection until it ends.
-pub async fn run_session(
+/// Drives one connection until it ends: the loop, the close frame, then the
+/// wait for the TCP connection to end (torn down after [`CLOSE_GRACE`]).
+pub async fn run_session<S, E>(
     shared: Arc<Shared>,
     outbound: Outbound,
-    stream: AggregatedMessageStream,
+    mut inbound: InboundStream<S>,
+    connection: ConnectionHandle,
     shutdown: CancellationToken,
-) {
+) where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
     let config = &shared.config;
-    let mut stream = stream.max_continuation_size(config.max_message_bytes);
-    let mut limiter = RateLimiter::new(config.rate_per_second, config.rate_burst, Instant::now());
     let mut last_heard = Instant::now();
     let mut heartbeat = tokio::time::interval_at(
         on_the_grid(Instant::now() + config.ping_interval, config.ping_interval),
@@ -181,28 +203,9 @@ pub async fn run_session(
         let step = tokio::select! {
             biased;
             () = &mut shutting_down => Err(Exit::Shutdown),
-            message = stream.next() => {
+            inbound = inbound.next() => {
                 last_heard = Instant::now();
-                match message {
-                    Some(Ok(message)) => match rate_check(&mut limiter, &message) {
-                        Verdict::Accept => conn.on_message(message),
-                        Verdict::Reject => {
-                            crate::metrics::rate_limited();
-                            let error = RequestError::new(
-                                ErrorCode::RateLimited,
-                                format!(
-                                    "more than {} messages a second; this one was dropped",
-                                    config.rate_per_second
-                                ),
-                            );
-                            conn.send_error(&error)
-                        }
-                        Verdict::Close => Err(Exit::RateLimited),
-                    },
-                    Some(Err(error)) if is_too_big(&error) => Err(Exit::TooBig),
-                    Some(Err(error)) => Err(Exit::Protocol(error.to_string())),
-                    None => Err(Exit::ClientGone),
-                }
+                inbound.map_err(Exit::from).and_then(|inbound| conn.on_inbound(inbound))
             }
             answer = pending_history(&mut conn.history) => {
                 conn.history = None;
@@ -228,9 +231,11 @@ pub async fn run_session(
     crate::metrics::closed(exit.label());
     // The close frame goes next, not the backlog (the frame being written is
     // finished first, to keep the stream valid), and the response ends after
-    // it. Nothing waits here: a client that stopped reading does not hold the task.
-    // `Gone`: the client is gone already, and nothing is left to send.
+    // it. `Gone` means the client left already: nothing is left to send.
     let _ = conn.outbound.close(exit.close_frame());
+    // Nothing more is read: actix-http drains what the client still sends.
+    drop(inbound);
+    connection.linger(CLOSE_GRACE).await;
 }
 
 /// `at`, rounded up to the process-wide grid of whole seconds (or of `period`,
@@ -249,17 +254,6 @@ fn on_the_grid(at: Instant, period: Duration) -> Instant {
     let since = at.saturating_duration_since(epoch).as_nanos();
     let offset = since.div_ceil(step).saturating_mul(step);
     epoch + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
-}
-
-/// A frame over the limit, or fragments adding up to more than it. actix-ws
-/// reports the latter only as an I/O error with this text; a black-box test
-/// pins the behaviour so a library change cannot silently turn 1009 into 1002.
-fn is_too_big(error: &actix_ws::ProtocolError) -> bool {
-    match error {
-        actix_ws::ProtocolError::Overflow => true,
-        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
-        _ => false,
-    }
 }
 
 /// The answer of the running `history` query; pending forever when none runs.
@@ -337,21 +331,31 @@ impl Connection<'_> {
             .map_err(|_gone| Exit::ClientGone)
     }
 
-    fn on_message(&mut self, message: AggregatedMessage) -> Result<(), Exit> {
-        match message {
-            AggregatedMessage::Text(text) => {
+    fn on_inbound(&mut self, inbound: Inbound) -> Result<(), Exit> {
+        match inbound {
+            Inbound::Text(text) => {
                 match record_request(parse_request(&text, self.shared.hub.assets())) {
                     Ok(request) => self.on_request(request),
                     Err(error) => self.send_error(&error),
                 }
             }
-            AggregatedMessage::Binary(_) => self.send_error(&RequestError::new(
+            Inbound::Binary => self.send_error(&RequestError::new(
                 ErrorCode::BinaryNotSupported,
                 "binary frames are not supported; send JSON text frames",
             )),
-            AggregatedMessage::Ping(payload) => self.send(wire::pong_frame(&payload)),
-            AggregatedMessage::Pong(_) => Ok(()),
-            AggregatedMessage::Close(_) => Err(Exit::ClientGone),
+            Inbound::RateLimited => {
+                crate::metrics::rate_limited();
+                self.send_error(&RequestError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {} frames a second; this message was dropped",
+                        self.config().rate_per_second
+                    ),
+                ))
+            }
+            Inbound::Ping(payload) => self.send(wire::pong_frame(&payload)),
+            Inbound::Pong => Ok(()),
+            Inbound::Close(_) => Err(Exit::ClientGone),
         }
     }
 
@@ -470,16 +474,6 @@ fn record_request(
         Err(_) => "invalid",
     });
     request
-}
-
-/// Data frames and pings count against the rate limit; pongs and closes do not.
-fn rate_check(limiter: &mut RateLimiter, message: &AggregatedMessage) -> Verdict {
-    match message {
-        AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) | AggregatedMessage::Ping(_) => {
-            limiter.check(Instant::now())
-        }
-        AggregatedMessage::Pong(_) | AggregatedMessage::Close(_) => Verdict::Accept,
-    }
 }
 
 #[cfg(test)]

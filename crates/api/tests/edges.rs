@@ -122,7 +122,16 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
         "{pages} pages, {refused} backpressure, {busy} busy"
     );
     assert!(pages >= 1, "a page was sent");
-    assert!(refused >= 1, "requests beyond the budget were refused");
+    // Which refusal a request gets depends on the machine: with queries fast
+    // enough to fill the socket buffers (about 20 pages of 270 KB on loopback)
+    // and the 1 MiB budget, `backpressure`; on a loaded machine most requests
+    // arrive while the connection's previous query still runs, `busy`. The
+    // budget itself is `the_budget_counts_queued_bytes_until_the_socket_takes_them`.
+    assert!(
+        refused + busy >= 1,
+        "requests beyond what a connection is given were refused: \
+         {pages} pages, {refused} backpressure, {busy} busy"
+    );
 }
 
 /// A store whose `history` reads never answer; everything else is the memory store's.

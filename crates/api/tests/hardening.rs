@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ratecast_api::{ServerConfig, SessionConfig};
 use ratecast_core::time::unix_now_secs;
-use ratecast_testkit::{ApiServer, Client, WAIT, point};
+use ratecast_testkit::{ApiServer, Client, WAIT, metric, point, wait_for_metric_above};
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
 };
@@ -204,7 +204,9 @@ async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() 
         readers.push(client);
     }
     // The slow client asks for history again and again, for longer than the
-    // socket buffers can absorb, and never reads.
+    // socket buffers can absorb, and never reads...
+    let slow_closes = r#"ratecast_ws_closes_total{reason="slow_consumer"}"#;
+    let closed_before = metric(server.addr, slow_closes).await;
     let mut slow = server.client().await;
     for _ in 0..400 {
         if slow
@@ -216,6 +218,27 @@ async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() 
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // ...until the server has decided to close it (counted as a slow consumer):
+    // then it reads its backlog. It finds the close at the end, the replies
+    // queued when it stalled discarded, if it got there within the 2 s the server
+    // gives a close frame; on a loaded machine it may find the reset that follows.
+    let addr = server.addr;
+    let slow_reader = tokio::spawn(async move {
+        wait_for_metric_above(addr, slow_closes, closed_before).await;
+        tokio::time::timeout(WAIT, async {
+            loop {
+                match slow.raw_next().await {
+                    Some(Ok(Message::Close(frame))) => {
+                        return frame.map(|f| (f.code, f.reason.to_string()));
+                    }
+                    None | Some(Err(_)) => return None,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await
+        .expect("the slow client's connection ended")
+    });
     let live: Vec<i64> = (now - 99..now - 49).collect();
     for t in &live {
         server.insert(&[point(1, "EURUSD", *t, 1.086)]).await;
@@ -226,25 +249,10 @@ async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() 
             assert_eq!(reader.expect("point").await["time"], *t);
         }
     }
-    // Draining the slow client's backlog ends in the server's close: the
-    // replies queued when it stalled were discarded, not sent.
-    let close = tokio::time::timeout(WAIT, async {
-        loop {
-            match slow.raw_next().await {
-                Some(Ok(Message::Close(frame))) => {
-                    return frame.map(|f| (f.code, f.reason.to_string()));
-                }
-                None | Some(Err(_)) => return None,
-                Some(Ok(_)) => {}
-            }
-        }
-    })
-    .await
-    .expect("the slow client's backlog ends");
-    assert_eq!(
-        close,
-        Some((CloseCode::Policy, "slow consumer".to_owned())),
-        "the slow consumer was closed"
+    let close = slow_reader.await.expect("slow reader");
+    assert!(
+        close.is_none() || close == Some((CloseCode::Policy, "slow consumer".to_owned())),
+        "the slow consumer was closed as one: {close:?}"
     );
 }
 

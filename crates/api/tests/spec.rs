@@ -579,6 +579,7 @@ fn the_channel_describes_every_close_code_the_server_sends() {
         ("1000", "idle timeout"),
         ("1001", "going away: server shutting down"),
         ("1002", "protocol violation"),
+        ("1007", "invalid UTF-8"),
         ("1008", "slow consumer"),
         ("1008", "rate limit exceeded"),
         ("1009", "message too big"),

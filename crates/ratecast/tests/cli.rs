@@ -2,12 +2,11 @@
 //! real SIGTERM to a serving process.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use ratecast_testkit::{Client, binary::expect_config_error};
+use ratecast_testkit::{Client, binary::expect_config_error, process::ServerProcess};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ratecast");
@@ -74,40 +73,15 @@ fn help_lists_every_flag_with_its_env_var_and_default() {
 
 #[tokio::test]
 async fn sigterm_closes_clients_with_1001_and_exits_0() {
-    let mut child = Command::new(BIN)
-        .args(["--host", "127.0.0.1", "--port", "0", "--assets", "EURUSD"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut addr_tx = Some(addr_tx);
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on ws://").nth(1) {
-                let addr = rest.split('/').next().unwrap_or_default().to_owned();
-                if let Some(tx) = addr_tx.take() {
-                    let _ = tx.send(addr);
-                }
-            }
-        }
-    });
-    let addr = tokio::time::timeout(ratecast_testkit::WAIT, addr_rx)
-        .await
-        .expect("the binary logged its address in time")
-        .expect("address line");
-    let addr = addr.parse().expect("a socket address");
-    ratecast_testkit::wait_ready(addr).await;
-    let mut client = Client::connect(addr).await;
+    let mut server = ServerProcess::start(BIN, &["--assets", "EURUSD"], &[]).await;
+    let mut client = Client::connect(server.addr).await;
     assert!(
         client.subscribe(1).await.len() >= 1799,
         "simulated history is pre-filled"
     );
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
@@ -116,7 +90,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_0() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let exit = loop {
-        if let Some(exit) = child.try_wait().expect("wait on the child") {
+        if let Some(exit) = server.child.try_wait().expect("wait on the child") {
             break exit;
         }
         assert!(

@@ -47,3 +47,25 @@ pub async fn wait_ready(addr: SocketAddr) {
     .await
     .expect("server became ready");
 }
+
+/// The value of one Prometheus series on `addr`'s `/metrics`, named with its
+/// labels as the page writes them (`ratecast_ws_closes_total{reason="idle"}`);
+/// 0 when the series is not there yet.
+pub async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (status, page) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200, "/metrics answered");
+    page.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a metric value"))
+}
+
+/// Waits until `series` on `addr` exceeds `above`.
+pub async fn wait_for_metric_above(addr: SocketAddr, series: &str, above: f64) {
+    tokio::time::timeout(WAIT, async {
+        while metric(addr, series).await <= above {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{series} stayed at {above} or less"));
+}

@@ -4,13 +4,17 @@
 //! A scriptable HTTP upstream on loopback ([`upstream`]), plain HTTP requests and
 //! readiness waits ([`http`]), a websocket client that waits with deadlines
 //! ([`client`]), the real servers spawned on port 0 ([`spawn`]), the real
-//! binaries run with an environment ([`binary`]) and stores that misbehave on
+//! binaries run with an environment ([`binary`]) or as a server process whose
+//! memory and metrics are its own ([`process`]), a raw websocket client that
+//! sends what a library would refuse to ([`raw`]) and stores that misbehave on
 //! purpose ([`rigged`]). Every wait is bounded by [`WAIT`].
 
 pub mod binary;
 pub mod client;
 pub mod http;
 pub mod mongo;
+pub mod process;
+pub mod raw;
 pub mod rigged;
 pub mod spawn;
 pub mod upstream;
@@ -20,7 +24,7 @@ use std::time::Duration;
 use ratecast_core::{AssetId, Point};
 
 pub use client::{Client, Received};
-pub use http::{http_get, wait_ready};
+pub use http::{http_get, metric, wait_for_metric_above, wait_ready};
 pub use spawn::{ApiServer, Service};
 pub use upstream::{FakeUpstream, Reply, rates_body};
 
