@@ -11,7 +11,9 @@
 //!
 //! Arrivals are split by when the point first arrived: during the subscribe storm
 //! (ramp), during the hold (steady state, the figure the targets are about), or
-//! after it. In a backlog run the flushed points (a range of seconds, once known)
+//! after it. Beside the fan-out delay, each arrival during the hold is also
+//! measured against the point's own second (its *age*: receive time minus
+//! `time`), which a delay that hits every client alike does not escape. In a backlog run the flushed points (a range of seconds, once known)
 //! have a histogram of their own, so the burst does not stand in for the steady
 //! state.
 
@@ -59,6 +61,8 @@ struct Inner {
     ramp: Latency,
     hold: Latency,
     flushed: Latency,
+    /// Receive time minus the point's second, for arrivals during the hold.
+    age: Latency,
 }
 
 struct Open {
@@ -82,6 +86,7 @@ impl Arrivals {
                 ramp: Latency::new(),
                 hold: Latency::new(),
                 flushed: Latency::new(),
+                age: Latency::new(),
             }),
         }
     }
@@ -102,7 +107,11 @@ impl Arrivals {
 
     /// One client received `time` of asset `asset` at `at` (µs since the epoch).
     pub fn record(&self, asset: usize, time: i64, at: u64) {
+        let age = self.age_us(time, at);
         let mut inner = self.lock();
+        if inner.in_hold(at) {
+            inner.age.record(age);
+        }
         if let Some(&first) = inner.first.get(asset).and_then(|f| f.get(&time)) {
             let phase = inner.phase(first);
             if let Some(histogram) = inner.histogram(phase, time) {
@@ -119,6 +128,19 @@ impl Arrivals {
             })
             .arrivals
             .push(at);
+    }
+
+    /// Microseconds from the start of second `time` to `at` (0 for a point
+    /// stamped after it arrived: a clock ahead of this one).
+    fn age_us(&self, time: i64, at: u64) -> u64 {
+        let arrived = self.epoch_unix.as_micros() + u128::from(at);
+        let stamped = u128::try_from(time).unwrap_or(0) * 1_000_000;
+        u64::try_from(arrived.saturating_sub(stamped)).unwrap_or(u64::MAX)
+    }
+
+    /// Receive time minus the point's second, for points received during the hold.
+    pub fn hold_ages(&self) -> Latency {
+        self.lock().age.clone()
     }
 
     /// Marks the start of the hold (steady state).
@@ -169,6 +191,11 @@ impl Arrivals {
 }
 
 impl Inner {
+    /// `at` falls in the hold.
+    fn in_hold(&self, at: u64) -> bool {
+        self.hold_start.is_some_and(|start| at >= start) && self.hold_end.is_none_or(|end| at < end)
+    }
+
     fn phase(&self, first: u64) -> Phase {
         match (self.hold_start, self.hold_end) {
             (Some(start), _) if first < start => Phase::Ramp,
@@ -283,6 +310,25 @@ mod tests {
         let (_, hold) = arrivals.delays();
         assert_eq!(hold.count(), 1, "only 104 is a steady-state point");
         assert_eq!(arrivals.flushed_delays().count(), 4);
+    }
+
+    #[test]
+    fn the_age_of_an_arrival_in_the_hold_is_its_distance_from_the_points_second() {
+        let arrivals = Arrivals::new(1);
+        let epoch = arrivals.epoch_unix();
+        let second = i64::try_from(epoch.as_secs()).expect("a recent time");
+        // µs since the epoch at which `second + 1` began, plus 250 ms.
+        let next = (1_000_000 - u64::from(epoch.subsec_micros())) + 250_000;
+        arrivals.record(0, second + 1, next); // before the hold: not aged
+        arrivals.start_hold(next);
+        arrivals.record(0, second + 1, next);
+        arrivals.record(0, second + 9, next); // stamped ahead of this clock
+        arrivals.end_hold(next + 1);
+        arrivals.record(0, second + 1, next + 1); // after the hold
+        let ages = arrivals.hold_ages().summary();
+        assert_eq!(ages.count, 2);
+        assert!((ages.max_ms - 250.0).abs() < 0.5, "{ages:?}");
+        assert_eq!(arrivals.hold_ages().summary().p50_ms, 0.0);
     }
 
     #[test]

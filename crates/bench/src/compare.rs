@@ -168,6 +168,7 @@ mod tests {
             time_to_history: summary(4.0),
             fanout_delay: summary(fanout_p99),
             fanout_delay_ramp: summary(1.0),
+            point_age: summary(500.0),
             delivery: DeliveryReport {
                 hold_messages: 60_000,
                 ..DeliveryReport::default()

@@ -9,6 +9,8 @@ use ratecast_core::{AssetList, asset::DEFAULT_ASSETS, time::HISTORY_SPAN_SECS};
 use ratecast_process::{AssetArgs, parse_duration};
 use url::Url;
 
+use crate::attack::Attack;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ratecast-bench",
@@ -58,6 +60,35 @@ pub enum Command {
     /// Flood a server with `history` requests that are never read and report its
     /// memory (with --server-pid): the bound of the API's per-connection budget.
     Flood(FloodConfig),
+    /// Measure N ordinary subscribers without, then beside, K hostile clients
+    /// that break the websocket transport (issue 15), and judge the server
+    /// against the issue's targets.
+    ///
+    /// One run, two phases of the same shape after an unmeasured warm-up storm:
+    /// each is a `run` of --subscribers clients (probe, storm, --hold, stop,
+    /// --settle). In the attack phase the K attackers connect first and attack
+    /// until the end of the hold (and past it until each was closed or attacked
+    /// for --close-within plus 2 s); a probe tries to admit a fresh client
+    /// during the hold. Reported per
+    /// phase: the server's RSS (sampled every 100 ms: start, peak, end) and CPU
+    /// per delivered message, the subscribers' fan-out p50/p99, time to history
+    /// p99, messages, missed and duplicate points, connect errors, and the
+    /// probe's time to admission; per attacker: whether and when (from the start
+    /// of its attack) the server closed it (Close frame code and reason, HTTP
+    /// answer) or tore the connection down (EOF, reset, failed write, its end
+    /// of the connection shut down or gone from /proc/net/tcp). Targets: RSS
+    /// growth (attack-phase peak minus calm-phase peak) at most 1 MB per
+    /// attacker; fan-out p99 with the attack at most 1.5 × without; every
+    /// attacker closed or torn down within --close-within. Raw sockets, masked
+    /// frames built by hand. The server's RSS passing --rss-ceiling aborts the
+    /// attack phase. See scripts/bench-hostile.sh.
+    Hostile(Box<HostileConfig>),
+    /// Print saved JSON reports of `hostile --json` as one markdown table.
+    HostileTable {
+        /// JSON reports written by `hostile --json`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print saved JSON reports as one markdown table.
     Table {
         /// JSON reports written by `run --json`.
@@ -82,8 +113,13 @@ pub struct LoadConfig {
     #[arg(long, env = "BENCH_URL", default_value = "ws://127.0.0.1:8080/")]
     pub url: Url,
 
-    /// Clients to open (each holds one socket).
-    #[arg(long, env = "BENCH_CLIENTS", default_value_t = 1000)]
+    /// Clients to open (each holds one socket); `hostile` calls them subscribers.
+    #[arg(
+        long,
+        alias = "subscribers",
+        env = "BENCH_CLIENTS",
+        default_value_t = 1000
+    )]
     pub clients: usize,
 
     /// Connect ramp: new clients per second.
@@ -168,6 +204,79 @@ impl LoadConfig {
     /// A full history is at least this long (see `--expect-history`).
     pub fn full_history_len(&self) -> usize {
         self.expect_history.saturating_sub(1)
+    }
+}
+
+/// The `hostile` run's settings: the subscribers' are those of `run`
+/// (`--subscribers` is `--clients`), the attack's are added.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "hostile")]
+pub struct HostileConfig {
+    /// The ordinary subscribers, measured without and then with the attack.
+    #[command(flatten)]
+    pub load: LoadConfig,
+
+    /// The attack.
+    #[arg(long, env = "HOSTILE_ATTACK", value_enum)]
+    pub attack: Attack,
+
+    /// Attacking connections in the attack phase.
+    #[arg(long, env = "HOSTILE_ATTACKERS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub attackers: u32,
+
+    /// Safety for a shared machine: when the server's RSS passes this (e.g.
+    /// 2G, 512M), the attack phase is aborted and the attackers disconnect.
+    #[arg(long = "rss-ceiling", env = "HOSTILE_RSS_CEILING", default_value = "2G",
+          value_parser = parse_kib)]
+    pub rss_ceiling_kb: u64,
+
+    /// The target: the server closes or tears down every attacker within this
+    /// long of the start of its attack (issue 15: 5 s).
+    #[arg(long, env = "HOSTILE_CLOSE_WITHIN", default_value = "5s", value_parser = parse_duration)]
+    pub close_within: Duration,
+}
+
+impl HostileConfig {
+    /// Checks what clap cannot: the subscribers subscribe, and the server is known.
+    pub fn validate(&self) -> Result<u32, String> {
+        if self.load.idle || self.load.expect_backlog.is_some() {
+            return Err(
+                "hostile subscribers subscribe: --idle and --expect-backlog do not apply".into(),
+            );
+        }
+        self.load.server_pid.ok_or_else(|| {
+            "hostile measures the server's memory and CPU: --server-pid is required".into()
+        })
+    }
+}
+
+/// A size in KiB from `2G`, `512M`, `640K` or a plain number of bytes
+/// (binary units; a trailing `B` or `iB` is allowed).
+fn parse_kib(value: &str) -> Result<u64, String> {
+    let bad = || format!("{value:?} is not a size like 2G, 512M or 640K");
+    let text = value.trim();
+    let text = text
+        .strip_suffix("iB")
+        .or_else(|| text.strip_suffix('B'))
+        .unwrap_or(text);
+    let (number, unit) = match text.char_indices().last() {
+        Some((at, unit)) if unit.is_ascii_alphabetic() => (&text[..at], Some(unit)),
+        _ => (text, None),
+    };
+    let number: f64 = number.trim().parse().map_err(|_| bad())?;
+    let kib = match unit.map(|u| u.to_ascii_uppercase()) {
+        None => number / 1024.0,
+        Some('K') => number,
+        Some('M') => number * 1024.0,
+        Some('G') => number * 1024.0 * 1024.0,
+        Some('T') => number * 1024.0 * 1024.0 * 1024.0,
+        Some(_) => return Err(bad()),
+    };
+    if kib.is_finite() && kib >= 1.0 {
+        Ok(kib as u64)
+    } else {
+        Err(bad())
     }
 }
 
@@ -344,6 +453,61 @@ mod tests {
         ])
         .expect("parses");
         assert!(late.validate().is_err());
+    }
+
+    #[test]
+    fn a_hostile_run_takes_the_run_flags_with_subscribers_and_its_attack() {
+        let config = HostileConfig::try_parse_from([
+            "hostile",
+            "--url",
+            "ws://127.0.0.1:9/",
+            "--server-pid",
+            "42",
+            "--attack",
+            "giant-frame",
+            "--subscribers",
+            "500",
+            "--hold",
+            "10s",
+            "--attackers",
+            "4",
+            "--rss-ceiling",
+            "3G",
+        ])
+        .expect("valid hostile flags");
+        assert_eq!(config.attack, Attack::GiantFrame);
+        assert_eq!(config.load.clients, 500);
+        assert_eq!(config.load.hold, Duration::from_secs(10));
+        assert_eq!(config.attackers, 4);
+        assert_eq!(config.rss_ceiling_kb, 3 * 1024 * 1024);
+        assert_eq!(config.close_within, Duration::from_secs(5));
+        assert_eq!(config.validate(), Ok(42));
+        let no_pid =
+            HostileConfig::try_parse_from(["hostile", "--attack", "pong-flood"]).expect("parses");
+        assert!(no_pid.validate().is_err());
+        assert!(HostileConfig::try_parse_from(["hostile", "--attack", "nope"]).is_err());
+        assert!(
+            HostileConfig::try_parse_from([
+                "hostile",
+                "--attack",
+                "ping-flood",
+                "--attackers",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn sizes_are_read_in_binary_units() {
+        assert_eq!(parse_kib("2G"), Ok(2 * 1024 * 1024));
+        assert_eq!(parse_kib("512MiB"), Ok(512 * 1024));
+        assert_eq!(parse_kib("640k"), Ok(640));
+        assert_eq!(parse_kib("1.5G"), Ok(3 * 512 * 1024));
+        assert_eq!(parse_kib("1048576"), Ok(1024));
+        assert!(parse_kib("lots").is_err());
+        assert!(parse_kib("2X").is_err());
+        assert!(parse_kib("0").is_err());
     }
 
     #[test]

@@ -48,11 +48,30 @@ const STOP_BUDGET: Duration = Duration::from_secs(30);
 /// so the live points after the catch-up are judged too (past [`TAIL_GRACE`]).
 pub const AFTER_CATCH_UP: Duration = Duration::from_secs(10);
 
+/// Moments of a run that another task can wait for: `hostile` starts its
+/// admission probe when the hold begins and stops its attackers when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct Milestones {
+    /// Cancelled when the hold (the steady-state window) begins.
+    pub holding: CancellationToken,
+    /// Cancelled when the hold ends, before the clients are stopped.
+    pub hold_over: CancellationToken,
+}
+
 /// Runs the load described by `config`; `shutdown` (Ctrl-C) cuts the run short
 /// but still yields a report of what was measured.
 pub async fn run_load(
     config: LoadConfig,
     shutdown: CancellationToken,
+) -> Result<Report, BenchError> {
+    run_load_marked(config, shutdown, &Milestones::default()).await
+}
+
+/// [`run_load`], cancelling the tokens of `milestones` as the run passes them.
+pub async fn run_load_marked(
+    config: LoadConfig,
+    shutdown: CancellationToken,
+    milestones: &Milestones,
 ) -> Result<Report, BenchError> {
     let server = resolve(&config).await?;
     let assets = probe(&config, server, &shutdown).await?;
@@ -134,11 +153,13 @@ pub async fn run_load(
     let hold_server = sample(pid);
     let hold_self = sample(Some(std::process::id()));
     let machine_before = procfs::machine_busy().ok();
+    milestones.holding.cancel();
     tokio::select! {
         () = shutdown.cancelled() => warn!("interrupted: reporting what was measured"),
         () = hold(&config, &shared) => {}
     }
     let hold_end = Instant::now();
+    milestones.hold_over.cancel();
     shared
         .arrivals
         .end_hold(shared.arrivals.micros(hold_end.into_std()));
@@ -256,6 +277,7 @@ pub async fn run_load(
         time_to_history,
         fanout_delay: hold_delay.summary(),
         fanout_delay_ramp: ramp_delay.summary(),
+        point_age: shared.arrivals.hold_ages().summary(),
         delivery: DeliveryReport {
             hold_secs,
             hold_messages,
@@ -322,7 +344,7 @@ pub fn source_address(k: usize, spread: u8) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(127, 0, 0, 2 + offset))
 }
 
-async fn resolve(config: &LoadConfig) -> Result<SocketAddr, BenchError> {
+pub(crate) async fn resolve(config: &LoadConfig) -> Result<SocketAddr, BenchError> {
     let url = &config.url;
     let bad = || BenchError::Url(url.to_string());
     if url.scheme() != "ws" {
@@ -342,7 +364,7 @@ async fn resolve(config: &LoadConfig) -> Result<SocketAddr, BenchError> {
 }
 
 /// Asks the server for its assets, retrying until it accepts connections.
-async fn probe(
+pub(crate) async fn probe(
     config: &LoadConfig,
     server: SocketAddr,
     shutdown: &CancellationToken,

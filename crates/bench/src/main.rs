@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast_bench::{
-    self as bench, BacklogConfig, BaselineConfig, Cli, Command, FloodConfig, LoadConfig,
+    self as bench, BacklogConfig, BaselineConfig, Cli, Command, FloodConfig, HostileConfig,
+    LoadConfig,
 };
 use ratecast_process::{
     LogFormat, exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal,
@@ -22,6 +23,10 @@ async fn main() -> ExitCode {
         Command::BaselineServer(config) => baseline(config, shutdown).await,
         Command::BacklogServer(config) => backlog(*config, shutdown).await,
         Command::Flood(config) => flood(config, shutdown).await,
+        Command::Hostile(config) => hostile(*config, shutdown).await,
+        Command::HostileTable { files } => bench::hostile_table(&files)
+            .map(|table| print!("{table}"))
+            .context("cannot build the table"),
         Command::Table { files } => bench::table(&files)
             .map(|table| print!("{table}"))
             .context("cannot build the table"),
@@ -69,6 +74,20 @@ async fn flood(config: FloodConfig, shutdown: CancellationToken) -> anyhow::Resu
         .await
         .context("flood failed")?;
     print!("{report}");
+    Ok(())
+}
+
+async fn hostile(config: HostileConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    let json = config.load.json.clone();
+    let report = bench::run_hostile(config, shutdown)
+        .await
+        .context("hostile run failed")?;
+    print!("{report}");
+    if let Some(path) = json {
+        bench::write_json(&report, &path)?;
+        tracing::info!(path = %path.display(), "report written");
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{catchup::BacklogReport, latency::LatencySummary, procfs::ThreadCpu, verdict::Verdict};
 
 /// Everything one run measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     pub label: String,
     pub url: String,
@@ -25,6 +25,11 @@ pub struct Report {
     pub fanout_delay: LatencySummary,
     /// Fan-out delay of points first delivered during the subscribe storm.
     pub fanout_delay_ramp: LatencySummary,
+    /// Receive time minus the point's second (`time`), for points received
+    /// during the hold: it includes where in its second the point was made,
+    /// so it compares runs on one server rather than measuring a latency.
+    #[serde(default)]
+    pub point_age: LatencySummary,
     pub delivery: DeliveryReport,
     pub verdict: Verdict,
     pub server: Option<ServerReport>,
@@ -171,6 +176,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(f, "  fan-out      hold {}", lat(&self.fanout_delay))?;
         writeln!(f, "               storm {}", lat(&self.fanout_delay_ramp))?;
+        writeln!(
+            f,
+            "  point age    hold {}  (receive time minus the point's second)",
+            lat(&self.point_age)
+        )?;
         writeln!(
             f,
             "  delivery     {:.0} msg/s in the hold ({} messages), {} in the whole run",

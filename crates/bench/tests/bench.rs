@@ -1,7 +1,8 @@
 //! The load generator, run for real but small: 50 clients for a few seconds
 //! against the all-in-one server (simulated rates, in-memory store), against
-//! the baseline server, idle against the all-in-one, and through a backlog flush
-//! of the backlog server, all in this process on port 0. It checks what the
+//! the baseline server, idle against the all-in-one, through a backlog flush
+//! of the backlog server, and two short hostile runs (an attack beside 20
+//! subscribers) against the all-in-one, all in this process on port 0. It checks what the
 //! generator reports about correctness, never how fast anything was: the numbers
 //! belong in docs/benchmarks.md, not in assertions.
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use ratecast_bench::{
-    BacklogConfig, BaselineConfig, LoadConfig, Report, backlog_server::serve_backlog,
-    baseline::serve_baseline, run_load,
+    BacklogConfig, BaselineConfig, HostileConfig, HostileReport, LoadConfig, Report,
+    backlog_server::serve_backlog, baseline::serve_baseline, run_hostile, run_load,
 };
 use ratecast_testkit::Service;
 use tokio_util::sync::CancellationToken;
@@ -249,4 +250,128 @@ async fn a_flood_of_unread_history_requests_is_sent_in_full_and_the_server_keeps
         .send_text(r#"{"action":"assets","message":{}}"#)
         .await;
     client.expect("assets").await;
+}
+
+/// A short hostile run against the all-in-one: 20 subscribers without, then
+/// beside, two attackers. Only the report's shape is checked (both phases,
+/// every attacker, three verdicts, a JSON round trip, the table), never a
+/// figure: whether the server passes is what the tool measures, not what the
+/// test asserts.
+async fn run_small_hostile(attack: &str) -> HostileReport {
+    const SUBSCRIBERS: u64 = 20;
+    let service = Service::start(&[]).await;
+    let url = format!("ws://{}/", service.addr);
+    let pid = std::process::id().to_string();
+    let subscribers = SUBSCRIBERS.to_string();
+    let config = HostileConfig::try_parse_from([
+        "hostile",
+        "--url",
+        &url,
+        "--subscribers",
+        &subscribers,
+        "--hold",
+        "2s",
+        "--settle",
+        "1s",
+        "--progress",
+        "1s",
+        "--source-ips",
+        "4",
+        "--server-pid",
+        &pid,
+        "--attack",
+        attack,
+        "--attackers",
+        "2",
+        "--rss-ceiling",
+        "8G",
+    ])
+    .expect("valid hostile flags");
+    let report = run_hostile(config, CancellationToken::new())
+        .await
+        .expect("the hostile run completes");
+    service.shutdown.cancel();
+    let text = report.to_string();
+    assert_eq!(report.attack.name(), attack, "{text}");
+    assert_eq!((report.subscribers, report.attackers), (20, 2), "{text}");
+    // The calm phase is an ordinary run: every subscriber served, no attacker,
+    // and a fresh client admitted.
+    let calm = &report.calm;
+    assert_eq!(calm.load.connect.histories, SUBSCRIBERS, "{text}");
+    assert!(calm.attackers.is_empty(), "{text}");
+    assert!(
+        calm.admission.ran && calm.admission.admitted_after_ms.is_some(),
+        "{text}"
+    );
+    // The attack phase ran its subscribers and every attacker attacked.
+    let attacked = &report.attacked;
+    assert_eq!(attacked.load.connect.attempted, SUBSCRIBERS, "{text}");
+    assert_eq!(attacked.attackers.len(), 2, "{text}");
+    for (index, attacker) in attacked.attackers.iter().enumerate() {
+        assert_eq!(attacker.index, index, "{text}");
+        assert_eq!(attacker.refused, None, "{text}");
+        assert!(
+            attacker.bytes_sent > 0 && attacker.frames_sent > 0,
+            "{text}"
+        );
+        assert_eq!(
+            attacker.closed_after_ms.is_some(),
+            attacker.closed_by.is_some(),
+            "{text}"
+        );
+        assert_eq!(
+            attacker.torn_down_after_ms.is_some(),
+            attacker.torn_down_by.is_some(),
+            "{text}"
+        );
+        assert!(text.contains(&format!("attacker {index}")), "{text}");
+    }
+    for phase in [calm, attacked] {
+        assert!(phase.rss.start_kb > 0, "{text}");
+        assert!(phase.rss.peak_kb >= phase.rss.start_kb, "{text}");
+        assert!(!phase.rss.per_second_kb.is_empty(), "{text}");
+        assert!(phase.load.server.is_some(), "{text}");
+    }
+    assert_eq!(report.targets.attackers, 2, "{text}");
+    let verdicts = text
+        .lines()
+        .filter(|line| line.starts_with("  PASS  ") || line.starts_with("  FAIL  "))
+        .count();
+    assert_eq!(verdicts, 3, "{text}");
+    let json = serde_json::to_string(&report).expect("the report serializes");
+    let back: HostileReport = serde_json::from_str(&json).expect("and reads back");
+    assert_eq!(back.table_row(), report.table_row());
+    // serde_json reads a float back to within one ulp: compare the verdicts.
+    let verdicts = |t: &ratecast_bench::hostile_report::Targets| {
+        (
+            t.rss_ok,
+            t.fanout_ok,
+            t.close_ok,
+            t.closed_in_time,
+            t.attackers,
+        )
+    };
+    assert_eq!(verdicts(&back.targets), verdicts(&report.targets));
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_run_of_empty_text_floods_reports_both_phases_every_attacker_and_the_verdicts() {
+    let report = run_small_hostile("empty-texts").await;
+    let dir = std::env::temp_dir().join(format!("ratecast-hostile-{}", std::process::id()));
+    let path = dir.join("empty-texts.json");
+    ratecast_bench::write_json(&report, &path).expect("the report is written");
+    let table = ratecast_bench::hostile_table(&[&path]).expect("the table is built");
+    assert_eq!(table.lines().count(), 3, "{table}");
+    assert!(table.contains("| empty-texts | 2 | 20 |"), "{table}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_run_of_zero_window_readers_reports_every_attacker_without_reading_for_it() {
+    let report = run_small_hostile("zero-window").await;
+    for attacker in &report.attacked.attackers {
+        // One subscribe per asset, nothing else.
+        assert_eq!(attacker.frames_sent, 5, "{report}");
+    }
 }
