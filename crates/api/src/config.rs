@@ -7,7 +7,10 @@ use std::time::Duration;
 use clap::Args;
 use ratecast_process::parse_duration;
 
-use crate::{ServerConfig, SessionConfig};
+use crate::{
+    ServerConfig, SessionConfig,
+    server::{HISTORY_TIMEOUT, MAX_CONNECTIONS_PER_WORKER},
+};
 
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -105,7 +108,9 @@ impl ServerArgs {
             max_connections: self.max_connections as usize,
             max_history_queries: self.max_history_queries as usize,
             allowed_origins: (!origins.is_empty()).then_some(origins),
-            ..ServerConfig::default()
+            max_connections_per_worker: MAX_CONNECTIONS_PER_WORKER,
+            readiness_detail: None,
+            history_timeout: HISTORY_TIMEOUT,
         }
     }
 }
@@ -124,7 +129,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_limits() {
-        let config = Cli::try_parse_from(["x"])
+        let config = ratecast_process::parse_ignoring_env::<Cli, _, _>(["x"])
             .expect("defaults")
             .server
             .server_config();
@@ -138,7 +143,7 @@ mod tests {
         assert_eq!(config.max_history_queries, 8);
         assert_eq!(config.allowed_origins, None);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
-        let cli = Cli::try_parse_from(["x"]).expect("defaults");
+        let cli = ratecast_process::parse_ignoring_env::<Cli, _, _>(["x"]).expect("defaults");
         assert_eq!(
             (cli.server.host.as_str(), cli.server.port),
             ("0.0.0.0", 8080)
@@ -146,8 +151,25 @@ mod tests {
     }
 
     #[test]
+    fn the_library_defaults_are_the_flags_defaults() {
+        let flags = ratecast_process::parse_ignoring_env::<Cli, _, _>(["x"])
+            .expect("defaults")
+            .server
+            .server_config();
+        // ServerConfig holds a closure (readiness_detail), so compare what it prints.
+        assert_eq!(
+            format!("{:?}", ServerConfig::default()),
+            format!("{flags:?}")
+        );
+        assert_eq!(
+            format!("{:?}", SessionConfig::default()),
+            format!("{:?}", flags.session)
+        );
+    }
+
+    #[test]
     fn origins_are_a_trimmed_list() {
-        let cli = Cli::try_parse_from([
+        let cli = ratecast_process::parse_ignoring_env::<Cli, _, _>([
             "x",
             "--allowed-origins",
             "https://a.example/, http://b.example:8080",
@@ -160,7 +182,12 @@ mod tests {
                 "http://b.example:8080".to_owned()
             ])
         );
-        assert!(Cli::try_parse_from(["x", "--rate-limit", "0"]).is_err());
-        assert!(Cli::try_parse_from(["x", "--max-message-bytes", "10"]).is_err());
+        assert!(
+            ratecast_process::parse_ignoring_env::<Cli, _, _>(["x", "--rate-limit", "0"]).is_err()
+        );
+        assert!(
+            ratecast_process::parse_ignoring_env::<Cli, _, _>(["x", "--max-message-bytes", "10"])
+                .is_err()
+        );
     }
 }

@@ -3,20 +3,26 @@
 //! It follows the store from the start of the history window, applies the
 //! snapshot, marks the hub ready and then applies every live point. An interrupted
 //! feed marks the hub not ready until it reports that it follows the store again
-//! (no point needs to arrive: a quiet fetcher is not an unready API); a feed that lags, must
-//! restart or breaks is followed again, after a backoff when it keeps failing. The
-//! hub refuses points it already has, so a resync never shows a subscriber a
-//! duplicate or an out-of-order point. Expired points leave the window as points
-//! arrive and subscribers join (the hub evicts by wall clock on both), so no timer
+//! (no point needs to arrive: a quiet fetcher is not an unready API); a feed that
+//! lags, must restart or breaks is followed again, after a backoff when it keeps
+//! failing. A resync applies points the hub already has: it refuses them, so
+//! nothing is numbered twice ([the sequence
+//! invariant](crate::hub#the-sequence-invariant)). Expired points leave a window
+//! when a point arrives for its asset or a subscriber joins it, and every window
+//! once a second while points arrive (the hub evicts by wall clock), so no timer
 //! races the feed.
+//!
+//! Each step is a method of [`Feed`] that tests call directly ([`Feed::follow`],
+//! [`Feed::load`], [`Feed::apply_event`], [`Feed::ended`]); [`run_feed`] is the
+//! loop that races them with shutdown and sleeps between follows.
 
-use std::{sync::Arc, time::Duration};
+use std::{ops::ControlFlow, sync::Arc, time::Duration};
 
 use ratecast_core::{
-    LiveFeed, PointStore,
+    LiveFeed, PointStore, SnapshotFeed,
     retry::Backoff,
     store::{FeedError, FeedEvent},
-    time::{history_cutoff, unix_now_secs},
+    time::{history_cutoff, unix_now, unix_now_secs},
 };
 use ratecast_process::ErrorChain;
 use tokio_util::sync::CancellationToken;
@@ -32,8 +38,7 @@ const FOLLOW_DEADLINE: Duration = Duration::from_secs(60);
 /// Follows `store` into `hub` until `shutdown`.
 #[tracing::instrument(name = "feed", skip_all)]
 pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: CancellationToken) {
-    // Paces following again after failures; reset by a delivered point.
-    let mut backoff = Backoff::new();
+    let mut feed = Feed::new(hub, store);
     let mut wait = None;
     loop {
         if let Some(delay) = wait.take() {
@@ -42,82 +47,144 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
                 () = tokio::time::sleep(delay) => {}
             }
         }
-        let follow = tokio::select! {
+        let followed = tokio::select! {
             () = shutdown.cancelled() => return,
-            follow = tokio::time::timeout(
-                FOLLOW_DEADLINE,
-                store.follow(history_cutoff(unix_now_secs())),
-            ) => follow,
+            followed = feed.follow() => followed,
         };
-        // The clock after the read: what expired while it ran leaves the window.
-        let now = unix_now_secs();
-        let mut follow = match follow {
-            Ok(Ok(follow)) => follow,
-            Ok(Err(error)) => {
-                hub.set_ready(false);
-                let delay = backoff.next_delay();
-                warn!(error = %ErrorChain(&error), retry_in = ?delay, "cannot load the history window");
+        let mut live = match followed {
+            Ok(live) => live,
+            Err(delay) => {
                 wait = Some(delay);
                 continue;
             }
+        };
+        let ended = loop {
+            // Only shutdown races the feed: a store's `next` need not be cancel-safe.
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                event = live.next() => event,
+            };
+            if let ControlFlow::Break(error) = feed.apply_event(event, unix_now()) {
+                break error;
+            }
+        };
+        wait = feed.ended(ended);
+    }
+}
+
+/// The feed's state from one step to the next.
+pub struct Feed<S> {
+    hub: Arc<Hub>,
+    store: S,
+    /// Paces following again after failures; reset by a delivered point.
+    backoff: Backoff,
+    /// Whether the current follow delivered a point: one that keeps ending
+    /// before delivering anything is followed again only after a backoff.
+    delivered: bool,
+    /// The second every window last dropped its expired points, so a quiet
+    /// asset's window is trimmed once a second while other points arrive.
+    evicted_at: i64,
+}
+
+impl<S: PointStore> Feed<S> {
+    pub fn new(hub: Arc<Hub>, store: S) -> Self {
+        Self {
+            hub,
+            store,
+            backoff: Backoff::new(),
+            delivered: false,
+            evicted_at: i64::MIN,
+        }
+    }
+
+    /// Loads the history window and opens the live feed, within
+    /// [`FOLLOW_DEADLINE`]. On failure the hub is not ready, and the error is
+    /// how long to wait before trying again.
+    pub async fn follow(&mut self) -> Result<S::Feed, Duration> {
+        let followed = tokio::time::timeout(
+            FOLLOW_DEADLINE,
+            self.store.follow(history_cutoff(unix_now_secs())),
+        )
+        .await;
+        // The clock after the read: what expired while it ran leaves the window.
+        let now = unix_now_secs();
+        match followed {
+            Ok(Ok(followed)) => Ok(self.load(followed, now)),
+            Ok(Err(error)) => {
+                self.hub.set_ready(false);
+                let delay = self.backoff.next_delay();
+                warn!(error = %ErrorChain(&error), retry_in = ?delay, "cannot load the history window");
+                Err(delay)
+            }
             Err(_elapsed) => {
-                hub.set_ready(false);
-                let delay = backoff.next_delay();
+                self.hub.set_ready(false);
+                let delay = self.backoff.next_delay();
                 warn!(
                     deadline = ?FOLLOW_DEADLINE,
                     retry_in = ?delay,
                     "loading the history window took too long; abandoned"
                 );
-                wait = Some(delay);
-                continue;
+                Err(delay)
             }
-        };
-        let snapshot_len = follow.snapshot.len();
-        for point in &follow.snapshot {
-            hub.apply(point, now);
         }
-        hub.set_ready(true);
+    }
+
+    /// Applies a follow's snapshot at wall-clock second `now` and marks the hub
+    /// ready; returns the live feed that continues it.
+    pub fn load<F>(&mut self, followed: SnapshotFeed<F>, now: i64) -> F {
+        for point in &followed.snapshot {
+            self.hub.apply(point, now);
+        }
+        self.hub.set_ready(true);
+        self.delivered = false;
         info!(
-            points = snapshot_len,
+            points = followed.snapshot.len(),
             "history window loaded; following live points"
         );
-        let mut delivered = false;
-        let error = loop {
-            // Only shutdown races the feed: a store's `next` need not be cancel-safe.
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return,
-                next = follow.feed.next() => next,
-            };
-            match next {
-                Ok(FeedEvent::Resumed) => {
-                    if !hub.is_ready() {
-                        info!("live feed follows the store again");
-                        hub.set_ready(true);
-                    }
+        followed.feed
+    }
+
+    /// One event of the live feed, received at `now` (Unix time): a point goes
+    /// to the hub, an interruption or a resumption sets readiness. `Break` with
+    /// the error that ends this follow.
+    pub fn apply_event(
+        &mut self,
+        event: Result<FeedEvent, FeedError>,
+        now: Duration,
+    ) -> ControlFlow<FeedError> {
+        match event {
+            Ok(FeedEvent::Resumed) => {
+                if !self.hub.is_ready() {
+                    info!("live feed follows the store again");
+                    self.hub.set_ready(true);
                 }
-                Ok(FeedEvent::Point(point)) => {
-                    backoff.reset();
-                    delivered = true;
-                    let now = ratecast_core::time::unix_now();
-                    let applied = hub.apply(&point, unix_now_secs());
-                    crate::metrics::feed_point(
-                        now.as_secs_f64() - point.time as f64,
-                        applied.label(),
-                    );
-                }
-                Err(FeedError::Interrupted(error)) => {
-                    if hub.is_ready() {
-                        warn!(error = %ErrorChain(&error), "live feed interrupted; resuming");
-                        hub.set_ready(false);
-                    }
-                }
-                Err(error) => break error,
             }
-        };
-        // A feed that keeps ending before delivering anything backs off too.
-        if !delivered {
-            wait = Some(backoff.next_delay());
+            Ok(FeedEvent::Point(point)) => {
+                self.backoff.reset();
+                self.delivered = true;
+                let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+                let applied = self.hub.apply(&point, now_secs);
+                crate::metrics::feed_point(now.as_secs_f64() - point.time as f64, applied.label());
+                if now_secs > self.evicted_at {
+                    self.hub.evict_expired(now_secs);
+                    self.evicted_at = now_secs;
+                }
+            }
+            Err(FeedError::Interrupted(error)) => {
+                if self.hub.is_ready() {
+                    warn!(error = %ErrorChain(&error), "live feed interrupted; resuming");
+                    self.hub.set_ready(false);
+                }
+            }
+            Err(error) => return ControlFlow::Break(error),
         }
+        ControlFlow::Continue(())
+    }
+
+    /// The follow ended with `error`: counted and logged. Returns how long to
+    /// wait before following again: nothing after a follow that delivered a
+    /// point, a backoff after one that did not.
+    pub fn ended(&mut self, error: FeedError) -> Option<Duration> {
         match error {
             FeedError::Lagged { missed } => {
                 crate::metrics::feed_resync("lagged");
@@ -129,10 +196,11 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
             }
             error => {
                 crate::metrics::feed_resync("error");
-                hub.set_ready(false);
+                self.hub.set_ready(false);
                 warn!(error = %ErrorChain(&error), "live feed stopped; following again");
             }
         }
+        (!self.delivered).then(|| self.backoff.next_delay())
     }
 }
 
@@ -140,10 +208,8 @@ pub async fn run_feed<S: PointStore>(hub: Arc<Hub>, store: S, shutdown: Cancella
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use ratecast_core::{
-        MemoryStore, SnapshotFeed, StoreError,
-        memory::{DEFAULT_RETENTION_SECS, MemoryFeed},
-    };
+    use ratecast_core::{AssetId, MemoryStore, Point, StoreError, memory::MemoryFeed};
+    use ratecast_testkit::TEST_RETENTION_SECS;
     use ratecast_testkit::rigged::{Rig, Rigged};
 
     use super::*;
@@ -175,7 +241,7 @@ mod tests {
         let assets: ratecast_core::AssetList = "EURUSD".parse().expect("assets");
         let hub = Arc::new(Hub::new(assets.clone()));
         let store = Rigged(HangsOnce {
-            inner: MemoryStore::new(assets, DEFAULT_RETENTION_SECS),
+            inner: MemoryStore::new(assets, TEST_RETENTION_SECS),
             hung: AtomicBool::new(false),
         });
         let shutdown = CancellationToken::new();
@@ -194,5 +260,97 @@ mod tests {
         );
         shutdown.cancel();
         feed.await.expect("the feed ends at shutdown");
+    }
+
+    const NOW: i64 = 1_700_000_000;
+
+    /// A feed of a memory store over `assets`, and its hub.
+    fn feed(assets: &str) -> (Arc<Hub>, Feed<MemoryStore>) {
+        let assets: ratecast_core::AssetList = assets.parse().expect("assets");
+        let hub = Arc::new(Hub::new(assets.clone()));
+        let store = MemoryStore::new(assets, TEST_RETENTION_SECS);
+        (hub.clone(), Feed::new(hub, store))
+    }
+
+    /// A follow whose snapshot is `points` (the live feed is not used here).
+    fn followed(points: Vec<Point>) -> SnapshotFeed<()> {
+        SnapshotFeed {
+            snapshot: points,
+            feed: (),
+        }
+    }
+
+    fn eurusd(time: i64) -> Result<FeedEvent, FeedError> {
+        Ok(FeedEvent::Point(ratecast_testkit::point(
+            1, "EURUSD", time, 1.0,
+        )))
+    }
+
+    /// Unix time at second `secs`.
+    fn at(secs: i64) -> Duration {
+        Duration::from_secs(u64::try_from(secs).expect("after 1970"))
+    }
+
+    fn interrupted() -> Result<FeedEvent, FeedError> {
+        Err(FeedError::Interrupted(StoreError::Unavailable(
+            "connection reset".into(),
+        )))
+    }
+
+    #[test]
+    fn an_interrupted_feed_is_unready_until_it_says_it_follows_the_store_again() {
+        let (hub, mut feed) = feed("EURUSD");
+        feed.load(followed(vec![]), NOW);
+        assert!(hub.is_ready());
+        assert!(feed.apply_event(interrupted(), at(NOW)).is_continue());
+        assert!(!hub.is_ready());
+        assert!(feed.apply_event(eurusd(NOW), at(NOW)).is_continue());
+        assert_eq!(hub.seq(AssetId(1)), Some(1), "the point was applied");
+        assert!(!hub.is_ready(), "a point alone is not news that it resumed");
+        assert!(
+            feed.apply_event(Ok(FeedEvent::Resumed), at(NOW))
+                .is_continue()
+        );
+        assert!(hub.is_ready());
+    }
+
+    #[test]
+    fn a_follow_that_ends_before_delivering_a_point_backs_off_and_one_that_delivered_does_not() {
+        /// The feed lags: the follow ends; how long before the next one.
+        fn end(feed: &mut Feed<MemoryStore>) -> Option<Duration> {
+            match feed.apply_event(Err(FeedError::Lagged { missed: 3 }), at(NOW)) {
+                ControlFlow::Break(error) => feed.ended(error),
+                ControlFlow::Continue(()) => panic!("a lagged feed ends its follow"),
+            }
+        }
+        let (hub, mut feed) = feed("EURUSD");
+        feed.load(followed(vec![]), NOW);
+        let first = end(&mut feed).expect("backs off");
+        feed.load(followed(vec![]), NOW);
+        let second = end(&mut feed).expect("backs off");
+        assert!(second > first, "longer each time: {first:?}, {second:?}");
+        assert!(hub.is_ready(), "a lagged feed keeps the window it has");
+        feed.load(followed(vec![]), NOW);
+        assert!(feed.apply_event(eurusd(NOW), at(NOW)).is_continue());
+        assert_eq!(end(&mut feed), None, "followed again at once");
+    }
+
+    #[test]
+    fn a_quiet_assets_expired_points_leave_its_window_while_other_points_arrive() {
+        let (hub, mut feed) = feed("EURUSD,USDJPY");
+        let old = ratecast_testkit::point(1, "EURUSD", NOW - 100, 1.0);
+        feed.load(followed(vec![old]), NOW);
+        assert_eq!(hub.window_sizes(NOW), vec![1, 0]);
+        let later = NOW + 1750;
+        let usdjpy = ratecast_testkit::point(2, "USDJPY", later, 150.0);
+        assert!(
+            feed.apply_event(Ok(FeedEvent::Point(usdjpy)), at(later))
+                .is_continue()
+        );
+        assert_eq!(
+            hub.window_sizes(NOW),
+            vec![0, 1],
+            "EURUSD's point left the span before USDJPY's arrived: evicted"
+        );
     }
 }

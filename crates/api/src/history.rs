@@ -1,12 +1,16 @@
 //! `history` queries: the store's range reads, behind an object-safe handle so
 //! the HTTP server and its sessions need no store type parameter, with the
-//! process-wide limit and the deadline every query runs under, and the paging of
-//! long ranges.
+//! process-wide limit and the deadline every query runs under, the paging of
+//! long ranges, and the one throttled log of failed queries.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use ratecast_core::{AssetId, Point, PointStore, StoreError};
+use ratecast_core::{
+    AssetId, Point, PointStore, StoreError, throttle::LogThrottle, time::unix_now_secs,
+};
+use ratecast_process::ErrorChain;
 use tokio::sync::Semaphore;
+use tracing::warn;
 
 /// A boxed range-read future.
 pub type RangeFuture<'a> =
@@ -53,6 +57,9 @@ pub enum Answered {
     TimedOut,
 }
 
+/// Time between two lines about failing `history` queries.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 /// The process's `history` queries: the store, a limit on how many run at once
 /// (each holds a store connection and builds a reply of up to a page), and a
 /// deadline on each.
@@ -60,6 +67,9 @@ pub struct HistoryQueries {
     source: Arc<dyn HistorySource>,
     slots: Arc<Semaphore>,
     timeout: Duration,
+    /// Shared by every session's queries: a store outage fails them all, and
+    /// must write a line a minute, not one per query.
+    failure_log: Arc<LogThrottle>,
 }
 
 impl HistoryQueries {
@@ -68,11 +78,13 @@ impl HistoryQueries {
             source,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             timeout,
+            failure_log: Arc::new(LogThrottle::new(FAILURE_LOG_INTERVAL)),
         }
     }
 
     /// Starts a query of `asset` in `[from, to]` if a slot is free; the future
-    /// holds the slot until it ends and never outlives `timeout`.
+    /// holds the slot until it ends, never outlives `timeout` and logs a
+    /// failure (throttled).
     pub fn start(
         &self,
         asset: AssetId,
@@ -85,6 +97,7 @@ impl HistoryQueries {
             .try_acquire_owned()
             .map_err(|_| NotStarted::ServerBusy)?;
         let (source, timeout) = (self.source.clone(), self.timeout);
+        let failure_log = self.failure_log.clone();
         Ok(async move {
             let answered = match tokio::time::timeout(timeout, source.range(asset, from, to)).await
             {
@@ -93,8 +106,32 @@ impl HistoryQueries {
                 Err(_elapsed) => Answered::TimedOut,
             };
             drop(slot);
+            log_failure(&failure_log, &answered);
             answered
         })
+    }
+}
+
+/// Logs a failed query when `log` says a line is due; an answered one ends
+/// the outage, so the next failure is logged at once.
+fn log_failure(log: &LogThrottle, answered: &Answered) {
+    let report = match answered {
+        Answered::Points(_) => {
+            log.success();
+            return;
+        }
+        Answered::Failed(_) | Answered::TimedOut => log.failure(unix_now_secs()),
+    };
+    if !report.is_due() {
+        return;
+    }
+    let failures = report.failures();
+    match answered {
+        Answered::Failed(error) => {
+            warn!(error = %ErrorChain(error), failures, "history query failed");
+        }
+        Answered::TimedOut => warn!(failures, "history query timed out"),
+        Answered::Points(_) => {}
     }
 }
 

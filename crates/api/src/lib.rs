@@ -4,7 +4,7 @@
 //! shared frames), the feed task that keeps it in step with the store, and the
 //! actix-web server whose sessions read from it and query the store's history.
 //! The caller binds the listener, hands in the store and owns the shutdown token;
-//! [`replica`] is the `ratecast-api` binary's wiring over MongoDB.
+//! [`service`] is the `ratecast-api` binary's wiring over MongoDB.
 
 pub mod config;
 pub mod feed;
@@ -15,8 +15,8 @@ pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod relay;
-pub mod replica;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod transport;
 pub mod wire;
@@ -24,6 +24,7 @@ pub mod wire;
 use std::{future::Future, net::TcpListener, sync::Arc};
 
 use ratecast_core::{AssetList, PointStore};
+use ratecast_process::metrics::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::ServerArgs;
@@ -46,26 +47,27 @@ pub enum ApiError {
     Task(#[source] tokio::task::JoinError),
 }
 
-/// Runs the API over `store` on `listener` until `shutdown` is cancelled.
+/// Runs the API over `store` on `listener` until `shutdown` is cancelled;
+/// `/metrics` renders `metrics` (the recorder the binary installed).
 ///
 /// The server answers at once (`/readyz` says 503 and upgrades are refused);
 /// once `startup` succeeds (e.g. the store's set-up, retried as the caller sees
 /// fit) the window is loaded from the store and followed. If `startup` fails,
-/// the server shuts down and the error is returned.
+/// the server shuts down and the error is returned; if it ends with `None`
+/// (shut down before it was done), the server ends on `shutdown` as usual.
 pub async fn run<S, F>(
     listener: TcpListener,
     assets: AssetList,
     store: S,
     startup: F,
     config: ServerConfig,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> Result<(), ApiError>
 where
     S: PointStore,
-    F: Future<Output = Result<(), StartupError>> + Send + 'static,
+    F: Future<Output = Result<Option<()>, StartupError>> + Send + 'static,
 {
-    // Install the recorder before anything records (see `metrics`).
-    ratecast_process::metrics::prometheus();
     let hub = Arc::new(Hub::new(assets));
     let store = Arc::new(store);
     // The feed keeps clients served until the server has closed them (a drain
@@ -79,15 +81,19 @@ where
                 () = shutdown.cancelled() => return Ok(()),
                 started = startup => started,
             };
-            if let Err(error) = started {
-                shutdown.cancel();
-                return Err(ApiError::Startup(error));
+            match started {
+                Ok(Some(())) => {}
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    shutdown.cancel();
+                    return Err(ApiError::Startup(error));
+                }
             }
             feed::run_feed(hub, store, feed_stop).await;
             Ok(())
         }
     });
-    let served = server::serve(listener, hub, store, config, shutdown.clone()).await;
+    let served = server::serve(listener, hub, store, config, metrics, shutdown.clone()).await;
     shutdown.cancel();
     feed_stop.cancel();
     let fed = feed.await.map_err(ApiError::Task)?;

@@ -3,8 +3,8 @@
 //! Hot-path counters (frames and bytes sent) are taken once and cached, so a
 //! fan-out to thousands of clients costs one atomic add per frame, not a registry
 //! lookup. Everything else is recorded where it happens with the `metrics` macros.
-//! `GET /metrics` renders the process recorder installed by
-//! `ratecast_process::metrics::prometheus`.
+//! `GET /metrics` renders the process recorder the binary installed
+//! (`ratecast_process::metrics::install_recorder`) and handed to `run`.
 
 use std::sync::LazyLock;
 
@@ -100,12 +100,12 @@ pub fn feed_resync(kind: &'static str) {
     counter!("ratecast_feed_resyncs_total", "kind" => kind).increment(1);
 }
 
-/// Gauges read at scrape time: from the hub (expired points are dropped first,
-/// so a quiet asset's window size is current), and whether `/readyz` answers 200.
+/// Gauges read at scrape time: from the hub, and whether `/readyz` answers 200.
+/// A scrape changes no state: a window's size counts the points inside the
+/// history span now, so a quiet asset's size is current without evicting.
 pub fn record_hub(hub: &Hub, ready: bool) {
-    hub.evict_expired(ratecast_core::time::unix_now_secs());
     let subscribers = hub.subscriber_counts();
-    let windows = hub.window_sizes();
+    let windows = hub.window_sizes(ratecast_core::time::unix_now_secs());
     for ((asset, subscribers), window) in hub.assets().iter().zip(subscribers).zip(windows) {
         let name = asset.name.to_string();
         gauge!("ratecast_ws_subscriptions", "asset" => name.clone()).set(subscribers as f64);

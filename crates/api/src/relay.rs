@@ -12,12 +12,12 @@
 //! worker and per asset, and the wakes of the connections stay on their thread.
 //!
 //! The relay may be behind or ahead of the hub when a connection subscribes, and
-//! it may skip points in a burst (its ring is bounded): every point carries the
-//! hub's sequence number, so a subscriber skips what its history already had and
-//! catches up from the hub's window when it sees a gap
-//! ([`crate::outbound`]). The relay's tasks run on the worker's own runtime and
-//! end with it, or when the hub is dropped. Shutdown does not track them: they
-//! hold no client and write nothing, so there is nothing to wait for.
+//! it may skip points in a burst (its ring is bounded): it forwards the hub's
+//! numbered points as they are, and [the sequence
+//! invariant](crate::hub#the-sequence-invariant) says why its subscribers still
+//! get each point once and in order. The relay's tasks run on the worker's own
+//! runtime and end with it, or when the hub is dropped. Shutdown does not track
+//! them: they hold no client and write nothing, so there is nothing to wait for.
 
 use std::{
     cell::RefCell,
@@ -100,8 +100,8 @@ async fn forward(
             Ok(point) => {
                 let _ = local.send(point);
             }
-            // Skipped points leave a gap in the sequence numbers: each
-            // subscriber catches up from the hub's window.
+            // Skipped points leave a gap in the numbers, which each subscriber
+            // fills (see the sequence invariant, `crate::hub`).
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
         }

@@ -16,6 +16,7 @@ use actix_web::{
     http::header::{self, ContentType},
     web,
 };
+use ratecast_process::{http, metrics::PrometheusHandle};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::info;
 
@@ -77,20 +78,18 @@ impl std::fmt::Debug for ReadinessDetail {
     }
 }
 
+/// Connections each actix worker accepts at once (`MAX_CONNECTIONS` is the
+/// process-wide limit; this only keeps one worker from taking them all).
+pub const MAX_CONNECTIONS_PER_WORKER: usize = 25_000;
+
+/// How long a `history` query may take before it is answered `unavailable`.
+pub const HISTORY_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Default for ServerConfig {
+    /// The binary's defaults: those of [`ServerArgs`](crate::ServerArgs)'s flags,
+    /// whatever the environment holds (one source for every default).
     fn default() -> Self {
-        Self {
-            session: SessionConfig::default(),
-            workers: 0,
-            max_connections_per_worker: 25_000,
-            shutdown_timeout: Duration::from_secs(10),
-            shutdown_drain: None,
-            max_connections: 20_000,
-            allowed_origins: None,
-            readiness_detail: None,
-            max_history_queries: 8,
-            history_timeout: Duration::from_secs(5),
-        }
+        ratecast_process::defaults::<crate::ServerArgs>().server_config()
     }
 }
 
@@ -112,6 +111,8 @@ struct AppState {
     max_connections: usize,
     allowed_origins: Option<Vec<String>>,
     readiness_detail: Option<ReadinessDetail>,
+    /// Renders `/metrics`.
+    metrics: PrometheusHandle,
 }
 
 /// Serves HTTP and websockets on `listener` until `shutdown` is cancelled, then
@@ -122,6 +123,7 @@ pub async fn serve(
     hub: Arc<Hub>,
     history: Arc<dyn HistorySource>,
     config: ServerConfig,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let sessions = TaskTracker::new();
@@ -144,6 +146,7 @@ pub async fn serve(
         max_connections: config.max_connections,
         allowed_origins: config.allowed_origins.clone(),
         readiness_detail: config.readiness_detail.clone(),
+        metrics,
     });
     let server = build_server(listener, state, connections, &config)?;
     let handle = server.handle();
@@ -205,7 +208,7 @@ fn build_server(
         App::new()
             .app_data(state.clone())
             .route("/", web::get().to(index))
-            .route("/healthz", web::get().to(healthz))
+            .route("/healthz", web::get().to(http::healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
     })
@@ -289,17 +292,9 @@ fn is_websocket_upgrade(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::plaintext())
-        .body("ok\n")
-}
-
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     crate::metrics::record_hub(&state.sessions_shared.hub, readiness(&state).is_ok());
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(ratecast_process::metrics::prometheus().render())
+    http::metrics_page(&state.metrics)
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {

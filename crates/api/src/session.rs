@@ -2,18 +2,19 @@
 //! of the subscribed asset, keep the connection alive and close it with a reason.
 //!
 //! The loop has one shape: `select!` over {shutdown, client frame, `history`
-//! answer, slow-consumer check, heartbeat tick}; every way out is a `break` with
-//! an [`Exit`], and the close frame is sent once, after the loop. Live points do
-//! not pass through it: the connection's [`Outbound`] body takes them from the
-//! hub when the socket has room. Nothing in the loop waits on anything but its
-//! branches: replies are queued without waiting, and a `history` query runs
-//! beside the loop (one per connection), so points, pings and shutdown keep
-//! flowing while the store answers, or does not. Nothing a client sends can
-//! panic it: bad input is answered with an `error` frame and the connection
-//! stays open. Client frames arrive decoded and already charged to the rate
-//! limit ([`crate::inbound`]); once the close frame is queued, the session
-//! waits for the connection to end and tears it down if it does not within
-//! [`CLOSE_GRACE`] ([`crate::transport`]).
+//! answer, slow-consumer check, heartbeat tick}; every way out is a `break`
+//! with an [`Exit`], and the close frame is sent once, after the loop. Live
+//! points do not pass through it: the connection's [`Outbound`] body takes them
+//! from its worker's relay when the socket has room, each once and in order
+//! ([the sequence invariant](crate::hub#the-sequence-invariant)). Nothing in the
+//! loop waits on anything but its branches: replies are queued without waiting,
+//! and a `history` query runs beside the loop (one per connection), so points,
+//! pings and shutdown keep flowing while the store answers, or does not.
+//! Nothing a client sends can panic it: bad input is answered with an `error`
+//! frame and the connection stays open. Client frames arrive decoded and
+//! already charged to the rate limit ([`crate::inbound`]); once the close frame
+//! is queued, the session waits for the connection to end and tears it down if
+//! it does not within [`CLOSE_GRACE`] ([`crate::transport`]).
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -64,16 +65,9 @@ pub struct SessionConfig {
 }
 
 impl Default for SessionConfig {
+    /// The binary's defaults (see [`ServerConfig`](crate::ServerConfig)'s).
     fn default() -> Self {
-        Self {
-            ping_interval: Duration::from_secs(20),
-            idle_timeout: Duration::from_secs(60),
-            max_message_bytes: 4096,
-            send_timeout: Duration::from_secs(10),
-            max_queued_bytes: 1024 * 1024,
-            rate_per_second: 20,
-            rate_burst: 40,
-        }
+        crate::ServerConfig::default().session
     }
 }
 
@@ -326,9 +320,7 @@ impl Connection<'_> {
 
     /// The ping tick.
     fn heartbeat(&mut self) -> Result<(), Exit> {
-        self.outbound
-            .push(wire::ping_frame())
-            .map_err(|_gone| Exit::ClientGone)
+        self.send(wire::ping_frame())
     }
 
     fn on_inbound(&mut self, inbound: Inbound) -> Result<(), Exit> {
@@ -376,8 +368,8 @@ impl Connection<'_> {
 
     fn subscribe(&mut self, asset: &Asset, since: Option<i64>) -> Result<(), Exit> {
         let hub = &self.shared.hub;
-        // The worker's relay first, then the history: every point pushed after
-        // the history reaches this receiver (the body skips the earlier ones).
+        // The worker's relay first, then the history: the order the sequence
+        // invariant needs (`crate::hub`).
         let relay = Relay::for_this_thread(hub);
         let (Some(points), Some(new)) = (
             relay.subscribe(hub, asset.id),
@@ -445,14 +437,9 @@ impl Connection<'_> {
                 let frame = range_frame(&asset, from, to, &points, next);
                 return self.send_reply(wire::text_frame(frame.as_bytes()));
             }
-            Answered::Failed(error) => {
-                tracing::warn!(error = %ratecast_process::ErrorChain(&error), "history query failed");
-                "failed"
-            }
-            Answered::TimedOut => {
-                tracing::warn!("history query timed out");
-                "timed_out"
-            }
+            // Logged (throttled) by the query itself.
+            Answered::Failed(_) => "failed",
+            Answered::TimedOut => "timed_out",
         };
         crate::metrics::history_query(failure);
         self.send_error(&RequestError::new(

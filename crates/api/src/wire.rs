@@ -31,12 +31,9 @@ const FIN_PONG: u8 = 0x8A;
 /// The largest payload of a control frame (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
-/// The header of a text frame whose payload is `len` bytes, and its length.
-fn header(len: usize) -> ([u8; MAX_HEADER], usize) {
-    header_of(FIN_TEXT, len)
-}
-
-fn header_of(first: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
+/// The header of a frame whose first byte is `first` and whose payload is `len`
+/// bytes, and its length.
+fn header(first: u8, len: usize) -> ([u8; MAX_HEADER], usize) {
     let mut header = [0u8; MAX_HEADER];
     header[0] = first;
     let size = match len {
@@ -64,7 +61,7 @@ pub fn text_frame(payload: &[u8]) -> Bytes {
 }
 
 fn frame_of(first: u8, payload: &[u8]) -> Bytes {
-    let (header, size) = header_of(first, payload.len());
+    let (header, size) = header(first, payload.len());
     let mut frame = Vec::with_capacity(size + payload.len());
     frame.extend_from_slice(&header[..size]);
     frame.extend_from_slice(payload);
@@ -120,7 +117,7 @@ impl PointBytes {
         write_point_object(&mut buf, point);
         let object_end = buf.len();
         buf.extend_from_slice(POINT_FRAME_SUFFIX.as_bytes());
-        let (header, size) = header(buf.len() - MAX_HEADER);
+        let (header, size) = header(FIN_TEXT, buf.len() - MAX_HEADER);
         let start = MAX_HEADER - size;
         buf[start..MAX_HEADER].copy_from_slice(&header[..size]);
         let frame = Bytes::from(buf).slice(start..);
@@ -143,7 +140,7 @@ pub fn history_frame<'a>(points: impl Iterator<Item = &'a PointBytes> + Clone) -
     let objects: usize = points.clone().map(|p| p.object.len() + 1).sum();
     let payload =
         HISTORY_FRAME_PREFIX.len() + objects.saturating_sub(1) + HISTORY_FRAME_SUFFIX.len();
-    let (header, size) = header(payload);
+    let (header, size) = header(FIN_TEXT, payload);
     let mut frame = Vec::with_capacity(size + payload);
     frame.extend_from_slice(&header[..size]);
     frame.extend_from_slice(HISTORY_FRAME_PREFIX.as_bytes());

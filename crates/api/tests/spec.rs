@@ -8,6 +8,8 @@
 //! go which way is read from the spec's operations: `receive` operations name what
 //! clients send, `send` operations and replies what the server sends.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use jsonschema::Validator;
@@ -17,9 +19,11 @@ use ratecast_core::{
     protocol::{ClientRequest, ErrorCode, parse_request},
     time::unix_now_secs,
 };
-use ratecast_testkit::{ApiServer, Client, point};
+use ratecast_testkit::{Client, point};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+
+use support::ApiServer;
 
 const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/asyncapi.yaml");
 /// The default `ASSET_LIST`, which the spec's examples use.

@@ -11,15 +11,17 @@
 
 use std::time::Duration;
 
-use ratecast_api::{ApiError, ServerConfig};
+use ratecast_api::ApiError;
 use ratecast_core::{
     AssetList, MemoryStore, PointSink, StoreError,
-    memory::DEFAULT_RETENTION_SECS,
     time::{history_cutoff, unix_now, unix_now_secs},
 };
 use ratecast_fetcher::{Poller, SimulatedSource};
+use ratecast_process::metrics::PrometheusHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
+
+use crate::config::BacklogConfig;
 
 /// Why the backlog server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,21 +60,31 @@ impl Outage {
     }
 }
 
+/// How long the backlog server's store keeps points: a day, longer than any
+/// stored history and backlog a run asks for.
+const RETENTION_SECS: i64 = 24 * 3600;
+
 fn secs(duration: Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Serves the API on `listener` and plays the outage until `shutdown`.
+/// Serves the API on `listener` and plays the outage `config` describes until
+/// `shutdown`; `/metrics` renders `metrics`.
 pub async fn serve_backlog(
     listener: std::net::TcpListener,
-    assets: AssetList,
-    server: ServerConfig,
-    backlog: Duration,
-    flush_after: Duration,
-    stored_history: Duration,
+    config: BacklogConfig,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> Result<(), BacklogError> {
-    let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
+    let BacklogConfig {
+        server,
+        assets,
+        backlog,
+        flush_after,
+        stored_history,
+    } = config;
+    let (assets, server) = (assets.list, server.server_config());
+    let store = MemoryStore::new(assets.clone(), RETENTION_SECS);
     let source = SimulatedSource::new(&assets);
     let start = unix_now_secs();
     let outage = Outage::plan(start, backlog, flush_after);
@@ -89,8 +101,9 @@ pub async fn serve_backlog(
         listener,
         assets.clone(),
         store.clone(),
-        std::future::ready(Ok(())),
+        std::future::ready(Ok(Some(()))),
         server,
+        metrics,
         shutdown.clone(),
     );
     let writer = async move {

@@ -417,7 +417,8 @@ mod tests {
 
     #[test]
     fn the_generator_defaults_are_the_standard_step() {
-        let config = LoadConfig::try_parse_from(["run"]).expect("defaults parse");
+        let config = ratecast_process::parse_ignoring_env::<LoadConfig, _, _>(["run"])
+            .expect("defaults parse");
         assert_eq!(config.clients, 1000);
         assert_eq!(config.ramp, 1000.0);
         assert_eq!(config.hold, Duration::from_secs(60));
@@ -427,24 +428,53 @@ mod tests {
 
     #[test]
     fn idle_and_backlog_runs_are_flags_of_run_and_exclude_each_other() {
-        let idle = LoadConfig::try_parse_from(["run", "--idle"]).expect("--idle parses");
+        let idle = ratecast_process::parse_ignoring_env::<LoadConfig, _, _>(["run", "--idle"])
+            .expect("--idle parses");
         assert!(idle.idle && idle.expect_backlog.is_none());
-        let backlog = LoadConfig::try_parse_from(["run", "--expect-backlog", "15m"])
-            .expect("--expect-backlog parses");
+        let backlog = ratecast_process::parse_ignoring_env::<LoadConfig, _, _>([
+            "run",
+            "--expect-backlog",
+            "15m",
+        ])
+        .expect("--expect-backlog parses");
         assert_eq!(backlog.expect_backlog, Some(Duration::from_secs(900)));
-        assert!(LoadConfig::try_parse_from(["run", "--idle", "--expect-backlog", "9"]).is_err());
-        assert!(LoadConfig::try_parse_from(["run", "--expect-backlog", "1801"]).is_err());
-        assert!(LoadConfig::try_parse_from(["run", "--expect-backlog", "0"]).is_err());
+        assert!(
+            ratecast_process::parse_ignoring_env::<LoadConfig, _, _>([
+                "run",
+                "--idle",
+                "--expect-backlog",
+                "9"
+            ])
+            .is_err()
+        );
+        assert!(
+            ratecast_process::parse_ignoring_env::<LoadConfig, _, _>([
+                "run",
+                "--expect-backlog",
+                "1801"
+            ])
+            .is_err()
+        );
+        assert!(
+            ratecast_process::parse_ignoring_env::<LoadConfig, _, _>([
+                "run",
+                "--expect-backlog",
+                "0"
+            ])
+            .is_err()
+        );
     }
 
     #[test]
     fn the_backlog_server_defaults_to_fifteen_minutes_flushed_after_one() {
-        let config = BacklogConfig::try_parse_from(["backlog-server"]).expect("defaults parse");
+        let config =
+            ratecast_process::parse_ignoring_env::<BacklogConfig, _, _>(["backlog-server"])
+                .expect("defaults parse");
         assert_eq!(config.backlog, Duration::from_secs(900));
         assert_eq!(config.flush_after, Duration::from_secs(60));
         assert_eq!(config.assets.list.len(), 5);
         assert!(config.validate().is_ok());
-        let late = BacklogConfig::try_parse_from([
+        let late = ratecast_process::parse_ignoring_env::<BacklogConfig, _, _>([
             "backlog-server",
             "--backlog",
             "30s",
@@ -457,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_hostile_run_takes_the_run_flags_with_subscribers_and_its_attack() {
-        let config = HostileConfig::try_parse_from([
+        let config = ratecast_process::parse_ignoring_env::<HostileConfig, _, _>([
             "hostile",
             "--url",
             "ws://127.0.0.1:9/",
@@ -482,12 +512,21 @@ mod tests {
         assert_eq!(config.rss_ceiling_kb, 3 * 1024 * 1024);
         assert_eq!(config.close_within, Duration::from_secs(5));
         assert_eq!(config.validate(), Ok(42));
-        let no_pid =
-            HostileConfig::try_parse_from(["hostile", "--attack", "pong-flood"]).expect("parses");
+        let no_pid = ratecast_process::parse_ignoring_env::<HostileConfig, _, _>([
+            "hostile",
+            "--attack",
+            "pong-flood",
+        ])
+        .expect("parses");
         assert!(no_pid.validate().is_err());
-        assert!(HostileConfig::try_parse_from(["hostile", "--attack", "nope"]).is_err());
         assert!(
-            HostileConfig::try_parse_from([
+            ratecast_process::parse_ignoring_env::<HostileConfig, _, _>([
+                "hostile", "--attack", "nope"
+            ])
+            .is_err()
+        );
+        assert!(
+            ratecast_process::parse_ignoring_env::<HostileConfig, _, _>([
                 "hostile",
                 "--attack",
                 "ping-flood",
@@ -512,7 +551,17 @@ mod tests {
 
     #[test]
     fn a_zero_ramp_and_too_many_source_addresses_are_refused() {
-        assert!(LoadConfig::try_parse_from(["run", "--ramp", "0"]).is_err());
-        assert!(LoadConfig::try_parse_from(["run", "--source-ips", "251"]).is_err());
+        assert!(
+            ratecast_process::parse_ignoring_env::<LoadConfig, _, _>(["run", "--ramp", "0"])
+                .is_err()
+        );
+        assert!(
+            ratecast_process::parse_ignoring_env::<LoadConfig, _, _>([
+                "run",
+                "--source-ips",
+                "251"
+            ])
+            .is_err()
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! when every client is current.
 
 use std::{
+    collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
     sync::{Arc, Mutex, atomic::Ordering},
     time::Duration,
@@ -23,7 +24,10 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use ratecast_core::{sync::lock, time::unix_now_secs};
-use tokio::{task::JoinSet, time::Instant};
+use tokio::{
+    task::{JoinHandle, JoinSet},
+    time::Instant,
+};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -73,8 +77,103 @@ pub async fn run_load_marked(
     shutdown: CancellationToken,
     milestones: &Milestones,
 ) -> Result<Report, BenchError> {
-    let server = resolve(&config).await?;
-    let assets = probe(&config, server, &shutdown).await?;
+    let run = start(&config, &shutdown).await?;
+    let storm = storm(&config, &run, &shutdown).await;
+    let held = hold(&config, &run, milestones, &shutdown).await;
+    let stopped = stop(&config, &run.base.shared, run.tasks, storm.clients).await;
+    Ok(report(&config, &run.base, &storm.result, &held, stopped))
+}
+
+/// What the probe found and what every phase after it uses.
+struct Base {
+    started_unix: i64,
+    /// The server's process, when given: its `/proc` is read at each phase.
+    pid: Option<u32>,
+    /// The server's reading before any client connected.
+    idle: Option<ProcSample>,
+    shared: Arc<Shared>,
+}
+
+/// A started run: [`Base`] and the tasks that run beside the clients until the stop.
+struct Run {
+    base: Base,
+    tasks: Background,
+    assets: Vec<WireAsset>,
+}
+
+/// The progress printer and the backlog watcher, aborted at the stop.
+struct Background {
+    housekeeping: JoinHandle<()>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+/// What the storm hands on: the clients, and what the report says of the storm.
+struct Storm {
+    clients: JoinSet<ClientOutcome>,
+    result: StormResult,
+}
+
+struct StormResult {
+    spawned: u64,
+    ramp_secs: f64,
+    /// On the arrival table's clock.
+    storm_end_us: u64,
+    /// The server's reading when every client had its history.
+    after_ramp: Option<ProcSample>,
+}
+
+/// The readings at one end of the hold.
+struct HoldEdge {
+    at: Instant,
+    live_points: u64,
+    server: Option<ProcSample>,
+    threads: Option<BTreeMap<String, Duration>>,
+    generator: Option<ProcSample>,
+    machine: Option<Duration>,
+}
+
+impl HoldEdge {
+    fn read(at: Instant, shared: &Shared, pid: Option<u32>) -> Self {
+        Self {
+            at,
+            live_points: shared.counters.live_points.load(Ordering::Relaxed),
+            server: sample(pid),
+            threads: pid.and_then(|pid| procfs::thread_cpu(pid).ok()),
+            generator: sample(Some(std::process::id())),
+            machine: procfs::machine_busy().ok(),
+        }
+    }
+}
+
+/// Both ends of the hold.
+struct Held {
+    start: HoldEdge,
+    end: HoldEdge,
+    open_at_end: u64,
+}
+
+impl Held {
+    fn secs(&self) -> f64 {
+        (self.end.at - self.start.at).as_secs_f64()
+    }
+
+    fn messages(&self) -> u64 {
+        self.end.live_points - self.start.live_points
+    }
+}
+
+/// What the stop hands on.
+struct Stopped {
+    outcomes: Vec<ClientOutcome>,
+    /// The server's reading `--settle` after every client closed.
+    after_close: Option<ProcSample>,
+}
+
+/// Probe: find the server and its assets, read the idle server, start the
+/// background tasks.
+async fn start(config: &LoadConfig, shutdown: &CancellationToken) -> Result<Run, BenchError> {
+    let server = resolve(config).await?;
+    let assets = probe(config, server, shutdown).await?;
     info!(%server, assets = assets.len(), clients = config.clients, "server answered; starting the storm");
     let started_unix = unix_now_secs();
     let pid = config.server_pid;
@@ -101,8 +200,26 @@ pub async fn run_load_marked(
             }
         })
     });
+    Ok(Run {
+        base: Base {
+            started_unix,
+            pid,
+            idle,
+            shared,
+        },
+        tasks: Background {
+            housekeeping,
+            watcher,
+        },
+        assets,
+    })
+}
 
-    // Storm.
+/// Storm: client `k` starts at `k / ramp` s; over when every client has its
+/// history or has failed.
+async fn storm(config: &LoadConfig, run: &Run, shutdown: &CancellationToken) -> Storm {
+    let Base { shared, pid, .. } = &run.base;
+    let assets = &run.assets;
     let storm_start = Instant::now();
     let mut clients = JoinSet::new();
     for k in 0..config.clients {
@@ -121,10 +238,10 @@ pub async fn run_load_marked(
         clients.spawn(run_client(plan, shared.clone()));
     }
     let spawned = shared.counters.spawned.load(Ordering::Relaxed);
-    wait_settled(&shared, spawned, &shutdown).await;
+    wait_settled(shared, spawned, shutdown).await;
     let ramp_secs = storm_start.elapsed().as_secs_f64();
     let storm_end_us = shared.arrivals.now_us();
-    let after_ramp = sample(pid);
+    let after_ramp = sample(*pid);
     if let Some(catch_up) = &shared.catch_up {
         catch_up.end_storm();
         if let Some(end) = catch_up.outage_end() {
@@ -142,48 +259,84 @@ pub async fn run_load_marked(
         histories = shared.counters.histories.load(Ordering::Relaxed),
         "storm over; holding"
     );
+    Storm {
+        clients,
+        result: StormResult {
+            spawned,
+            ramp_secs,
+            storm_end_us,
+            after_ramp,
+        },
+    }
+}
 
-    // Hold.
+/// Hold: the steady-state window, with counters and CPU read at both ends.
+async fn hold(
+    config: &LoadConfig,
+    run: &Run,
+    milestones: &Milestones,
+    shutdown: &CancellationToken,
+) -> Held {
+    let Base { shared, pid, .. } = &run.base;
     let hold_start = Instant::now();
     shared
         .arrivals
         .start_hold(shared.arrivals.micros(hold_start.into_std()));
-    let live_before = shared.counters.live_points.load(Ordering::Relaxed);
-    let threads_before = pid.and_then(|pid| procfs::thread_cpu(pid).ok());
-    let hold_server = sample(pid);
-    let hold_self = sample(Some(std::process::id()));
-    let machine_before = procfs::machine_busy().ok();
+    let start = HoldEdge::read(hold_start, shared, *pid);
     milestones.holding.cancel();
     tokio::select! {
         () = shutdown.cancelled() => warn!("interrupted: reporting what was measured"),
-        () = hold(&config, &shared) => {}
+        () = hold_until_done(config, shared) => {}
     }
     let hold_end = Instant::now();
     milestones.hold_over.cancel();
     shared
         .arrivals
         .end_hold(shared.arrivals.micros(hold_end.into_std()));
-    let hold_secs = (hold_end - hold_start).as_secs_f64();
-    let live_after = shared.counters.live_points.load(Ordering::Relaxed);
-    let steady = sample(pid);
-    let threads_after = pid.and_then(|pid| procfs::thread_cpu(pid).ok());
-    let end_self = sample(Some(std::process::id()));
-    let machine_after = procfs::machine_busy().ok();
-    let open_at_end = shared.counters.open.load(Ordering::Relaxed);
+    let end = HoldEdge::read(hold_end, shared, *pid);
+    Held {
+        start,
+        end,
+        open_at_end: shared.counters.open.load(Ordering::Relaxed),
+    }
+}
 
-    // Stop.
+/// Stop: every client closes; after `--settle` the server is read again.
+async fn stop(
+    config: &LoadConfig,
+    shared: &Shared,
+    tasks: Background,
+    clients: JoinSet<ClientOutcome>,
+) -> Stopped {
     info!("hold over; closing every client");
     shared.stop.cancel();
     let outcomes = collect(clients).await;
-    housekeeping.abort();
-    if let Some(watcher) = watcher {
+    tasks.housekeeping.abort();
+    if let Some(watcher) = tasks.watcher {
         watcher.abort();
     }
     tokio::time::sleep(config.settle).await;
-    let after_close = sample(pid);
+    Stopped {
+        outcomes,
+        after_close: sample(config.server_pid),
+    }
+}
 
+/// The report of a run from what its phases measured.
+fn report(
+    config: &LoadConfig,
+    base: &Base,
+    storm: &StormResult,
+    held: &Held,
+    stopped: Stopped,
+) -> Report {
+    let Stopped {
+        outcomes,
+        after_close,
+    } = stopped;
+    let shared = &base.shared;
     shared.arrivals.settle_all();
-    let stop_at = shared.arrivals.micros(hold_end.into_std());
+    let stop_at = shared.arrivals.micros(held.end.at.into_std());
     let due_by = stop_at.saturating_sub(TAIL_GRACE.as_micros() as u64);
     let verdict = judge(
         &outcomes,
@@ -193,42 +346,9 @@ pub async fn run_load_marked(
     );
     let (ramp_delay, hold_delay) = shared.arrivals.delays();
     let counters = &shared.counters;
-    let hold_messages = live_after - live_before;
-    let server = match (pid, idle, after_ramp, hold_server, steady, after_close) {
-        (Some(pid), Some(idle), Some(after_ramp), Some(hold), Some(steady), Some(closed)) => {
-            let hold_cpu = steady.cpu.saturating_sub(hold.cpu).as_secs_f64();
-            Some(ServerReport {
-                pid,
-                idle_rss_kb: idle.rss_kb,
-                rss_after_ramp_kb: after_ramp.rss_kb,
-                steady_rss_kb: steady.rss_kb,
-                // VmHWM can lag the last RSS reading by a page-table update.
-                peak_rss_kb: closed.peak_rss_kb.max(steady.rss_kb).max(after_ramp.rss_kb),
-                rss_after_close_kb: closed.rss_kb,
-                kb_per_connection: steady.rss_kb.saturating_sub(idle.rss_kb) as f64
-                    / open_at_end.max(1) as f64,
-                ramp_cpu_secs: after_ramp.cpu.saturating_sub(idle.cpu).as_secs_f64(),
-                hold_cpu_secs: hold_cpu,
-                hold_system_cpu_secs: steady
-                    .system_cpu
-                    .saturating_sub(hold.system_cpu)
-                    .as_secs_f64(),
-                hold_cpu_percent: 100.0 * hold_cpu / hold_secs.max(f64::EPSILON),
-                // No message (an idle run): no cost per message to speak of.
-                cpu_us_per_message: if hold_messages == 0 {
-                    0.0
-                } else {
-                    1e6 * hold_cpu / hold_messages as f64
-                },
-                hold_threads: match (&threads_before, &threads_after) {
-                    (Some(before), Some(after)) => thread_cpu_delta(before, after),
-                    _ => Vec::new(),
-                },
-            })
-        }
-        _ => None,
-    };
-    let generator = match (hold_self, end_self) {
+    let hold_secs = held.secs();
+    let hold_messages = held.messages();
+    let generator = match (held.start.generator, held.end.generator) {
         (Some(start), Some(end)) => GeneratorReport {
             rss_kb: end.rss_kb,
             peak_rss_kb: end.peak_rss_kb,
@@ -237,9 +357,9 @@ pub async fn run_load_marked(
         _ => GeneratorReport::default(),
     };
     let machine = machine_report(
-        machine_before.zip(machine_after),
-        hold_server.zip(steady),
-        hold_self.zip(end_self),
+        held.start.machine.zip(held.end.machine),
+        held.start.server.zip(held.end.server),
+        held.start.generator.zip(held.end.generator),
         hold_secs,
     );
     let time_to_history = lock(&shared.time_to_history).summary();
@@ -247,7 +367,7 @@ pub async fn run_load_marked(
     let backlog = shared.catch_up.as_ref().map(|catch_up| {
         let clock = RunClock {
             epoch_unix: shared.arrivals.epoch_unix(),
-            storm_end_us,
+            storm_end_us: storm.storm_end_us,
         };
         catchup::summarize(
             &outcomes,
@@ -257,22 +377,22 @@ pub async fn run_load_marked(
             shared.arrivals.flushed_delays().summary(),
         )
     });
-    Ok(Report {
+    Report {
         label: config.label.clone(),
         url: config.url.to_string(),
-        started_unix,
+        started_unix: base.started_unix,
         clients: config.clients,
         ramp_per_sec: config.ramp,
         source_ips: config.source_ips,
         connect: ConnectReport {
-            attempted: spawned,
+            attempted: storm.spawned,
             connected: counters.connected.load(Ordering::Relaxed),
             connect_errors: counters.connect_errors.load(Ordering::Relaxed),
             histories: counters.histories.load(Ordering::Relaxed),
             history_failures: counters.history_failures.load(Ordering::Relaxed),
             dropped: counters.dropped.load(Ordering::Relaxed),
-            open_at_end,
-            ramp_secs,
+            open_at_end: held.open_at_end,
+            ramp_secs: storm.ramp_secs,
         },
         time_to_history,
         fanout_delay: hold_delay.summary(),
@@ -285,18 +405,65 @@ pub async fn run_load_marked(
             total_messages: counters.live_points.load(Ordering::Relaxed),
         },
         verdict,
-        server,
+        server: server_report(base, storm, held, after_close),
         generator,
         machine,
         errors,
         idle: config.idle,
         backlog,
+    }
+}
+
+/// The server's memory and CPU over the run; `None` without its pid or when
+/// a reading failed.
+fn server_report(
+    base: &Base,
+    storm: &StormResult,
+    held: &Held,
+    after_close: Option<ProcSample>,
+) -> Option<ServerReport> {
+    let pid = base.pid?;
+    let idle = base.idle?;
+    let after_ramp = storm.after_ramp?;
+    let hold = held.start.server?;
+    let steady = held.end.server?;
+    let closed = after_close?;
+    let hold_secs = held.secs();
+    let hold_messages = held.messages();
+    let hold_cpu = steady.cpu.saturating_sub(hold.cpu).as_secs_f64();
+    Some(ServerReport {
+        pid,
+        idle_rss_kb: idle.rss_kb,
+        rss_after_ramp_kb: after_ramp.rss_kb,
+        steady_rss_kb: steady.rss_kb,
+        // VmHWM can lag the last RSS reading by a page-table update.
+        peak_rss_kb: closed.peak_rss_kb.max(steady.rss_kb).max(after_ramp.rss_kb),
+        rss_after_close_kb: closed.rss_kb,
+        kb_per_connection: steady.rss_kb.saturating_sub(idle.rss_kb) as f64
+            / held.open_at_end.max(1) as f64,
+        ramp_cpu_secs: after_ramp.cpu.saturating_sub(idle.cpu).as_secs_f64(),
+        hold_cpu_secs: hold_cpu,
+        hold_system_cpu_secs: steady
+            .system_cpu
+            .saturating_sub(hold.system_cpu)
+            .as_secs_f64(),
+        hold_cpu_percent: 100.0 * hold_cpu / hold_secs.max(f64::EPSILON),
+        // No message (an idle run): no cost per message to speak of.
+        cpu_us_per_message: if hold_messages == 0 {
+            0.0
+        } else {
+            1e6 * hold_cpu / hold_messages as f64
+        },
+        hold_threads: match (&held.start.threads, &held.end.threads) {
+            (Some(before), Some(after)) => thread_cpu_delta(before, after),
+            _ => Vec::new(),
+        },
     })
 }
 
 /// The hold: `--hold`, and in a backlog run until every waiting client is
 /// current (at most `--catch-up-timeout` more), then [`AFTER_CATCH_UP`].
-async fn hold(config: &LoadConfig, shared: &Shared) {
+async fn hold_until_done(config: &LoadConfig, shared: &Shared) {
     tokio::time::sleep(config.hold).await;
     let Some(catch_up) = &shared.catch_up else {
         return;

@@ -96,15 +96,8 @@ async fn backlog(config: BacklogConfig, shutdown: CancellationToken) -> anyhow::
     bench::raise_fd_limit().context("cannot raise the open-file limit")?;
     let listener = listen(&config.server.host, config.server.port).await?;
     tracing::info!(addr = %listener.local_addr()?, "backlog server listening");
-    bench::backlog_server::serve_backlog(
-        listener,
-        config.assets.list,
-        config.server.server_config(),
-        config.backlog,
-        config.flush_after,
-        config.stored_history,
-        shutdown,
-    )
-    .await
-    .context("backlog server failed")
+    let metrics = ratecast_process::metrics::install_recorder();
+    bench::backlog_server::serve_backlog(listener, config, metrics, shutdown)
+        .await
+        .context("backlog server failed")
 }

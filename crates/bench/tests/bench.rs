@@ -8,15 +8,23 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use ratecast_bench::{
     BacklogConfig, BaselineConfig, HostileConfig, HostileReport, LoadConfig, Report,
     backlog_server::serve_backlog, baseline::serve_baseline, run_hostile, run_load,
 };
-use ratecast_testkit::Service;
+use ratecast_testkit::{Spawned, spawn_server};
 use tokio_util::sync::CancellationToken;
 
 const CLIENTS: usize = 50;
+
+/// The all-in-one server, as `cargo run` starts it, with `args` as its flags
+/// (the environment is not read).
+async fn start_service(args: &[&str]) -> Spawned<Result<(), ratecast::RunError>> {
+    let argv = std::iter::once("ratecast").chain(args.iter().copied());
+    let config: ratecast::Config = ratecast_process::parse_ignoring_env(argv).expect("valid flags");
+    let metrics = ratecast_process::metrics::install_recorder();
+    spawn_server(move |listener, shutdown| ratecast::run(listener, config, metrics, shutdown)).await
+}
 
 async fn run_small_load(url: &str, label: &str) -> Report {
     run_small_load_with(url, label, "3s", &[]).await
@@ -46,8 +54,8 @@ async fn run_small_load_with(url: &str, label: &str, hold: &str, extra: &[&str])
         "--label",
         label,
     ];
-    let config =
-        LoadConfig::try_parse_from(args.iter().chain(extra)).expect("valid generator flags");
+    let config = ratecast_process::parse_ignoring_env::<LoadConfig, _, _>(args.iter().chain(extra))
+        .expect("valid generator flags");
     run_load(config, CancellationToken::new())
         .await
         .expect("the run completes")
@@ -101,7 +109,7 @@ fn assert_every_client_got_everything(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_of_ratecast_get_their_full_history_and_every_point_once() {
-    let service = Service::start(&[]).await;
+    let service = start_service(&[]).await;
     let report = run_small_load(&format!("ws://{}/", service.addr), "ratecast").await;
     assert_every_client_got_everything(&report);
     service.shutdown.cancel();
@@ -109,7 +117,8 @@ async fn fifty_clients_of_ratecast_get_their_full_history_and_every_point_once()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_of_the_baseline_get_their_full_history_and_every_point_once() {
-    let config = BaselineConfig::try_parse_from(["baseline-server"]).expect("defaults parse");
+    let config = ratecast_process::parse_ignoring_env::<BaselineConfig, _, _>(["baseline-server"])
+        .expect("defaults parse");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind baseline");
@@ -127,7 +136,7 @@ async fn fifty_clients_of_the_baseline_get_their_full_history_and_every_point_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_idle_clients_of_ratecast_stay_connected_without_a_history_or_an_error() {
-    let service = Service::start(&[]).await;
+    let service = start_service(&[]).await;
     let url = format!("ws://{}/", service.addr);
     let report = run_small_load_with(&url, "ratecast-idle", "3s", &["--idle"]).await;
     let text = report.to_string();
@@ -154,7 +163,7 @@ async fn fifty_idle_clients_of_ratecast_stay_connected_without_a_history_or_an_e
 async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_becomes_current() {
     const BACKLOG_SECS: u64 = 30;
     let backlog = format!("{BACKLOG_SECS}s");
-    let config = BacklogConfig::try_parse_from([
+    let config = ratecast_process::parse_ignoring_env::<BacklogConfig, _, _>([
         "backlog-server",
         "--backlog",
         &backlog,
@@ -168,11 +177,8 @@ async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(serve_backlog(
         listener,
-        config.assets.list.clone(),
-        config.server.server_config(),
-        config.backlog,
-        config.flush_after,
-        config.stored_history,
+        config.clone(),
+        ratecast_process::metrics::install_recorder(),
         shutdown.clone(),
     ));
     let report = run_small_load_with(
@@ -222,8 +228,8 @@ async fn every_client_gets_every_point_of_a_backlog_flush_once_and_in_order_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unread_history_requests_is_sent_in_full_and_the_server_keeps_serving() {
-    let server = ratecast_testkit::ApiServer::start("EURUSD").await;
-    let config = ratecast_bench::FloodConfig::try_parse_from([
+    let server = start_service(&["--assets", "EURUSD"]).await;
+    let config = ratecast_process::parse_ignoring_env::<ratecast_bench::FloodConfig, _, _>([
         "flood",
         "--url",
         &format!("ws://{}/", server.addr),
@@ -245,7 +251,7 @@ async fn a_flood_of_unread_history_requests_is_sent_in_full_and_the_server_keeps
     assert_eq!(report.requests_sent, 30, "{report}");
     assert!(report.peak_rss_kb >= report.idle_rss_kb, "{report}");
     // The server still answers a well-behaved client afterwards.
-    let mut client = server.client().await;
+    let mut client = ratecast_testkit::Client::connect(server.addr).await;
     client
         .send_text(r#"{"action":"assets","message":{}}"#)
         .await;
@@ -259,11 +265,11 @@ async fn a_flood_of_unread_history_requests_is_sent_in_full_and_the_server_keeps
 /// test asserts.
 async fn run_small_hostile(attack: &str) -> HostileReport {
     const SUBSCRIBERS: u64 = 20;
-    let service = Service::start(&[]).await;
+    let service = start_service(&[]).await;
     let url = format!("ws://{}/", service.addr);
     let pid = std::process::id().to_string();
     let subscribers = SUBSCRIBERS.to_string();
-    let config = HostileConfig::try_parse_from([
+    let config = ratecast_process::parse_ignoring_env::<HostileConfig, _, _>([
         "hostile",
         "--url",
         &url,

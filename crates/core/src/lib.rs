@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod retry;
 pub mod store;
 pub mod sync;
+pub mod throttle;
 pub mod time;
 pub mod window;
 

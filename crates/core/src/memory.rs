@@ -23,9 +23,6 @@ use crate::{
     time::{MAX_FUTURE_SECS, unix_now_secs},
 };
 
-/// Default retention: one day of points per asset.
-pub const DEFAULT_RETENTION_SECS: i64 = 24 * 3600;
-
 /// Accepted batches buffered for followers. A follower more than this many
 /// inserts behind gets [`FeedError::Lagged`] and must follow again; the bound
 /// keeps a stalled follower from holding memory.
@@ -259,8 +256,12 @@ mod tests {
     use super::*;
     use crate::conformance;
 
+    /// Longer than any test's points are old (the default is the binary's
+    /// `--memory-retention` flag; `core` cannot use testkit's value).
+    const RETENTION_SECS: i64 = 86_400;
+
     fn store() -> MemoryStore {
-        MemoryStore::new(conformance::assets(), DEFAULT_RETENTION_SECS)
+        MemoryStore::new(conformance::assets(), RETENTION_SECS)
     }
 
     async fn fresh_store() -> Option<MemoryStore> {

@@ -36,8 +36,9 @@ pub struct InsertReport {
     pub queued: usize,
     /// Older points a full buffering sink dropped to make room for these.
     pub dropped: usize,
-    /// Points the store refused for good (e.g. MongoDB document validation): never
-    /// stored, never retried. The store logs why; the writer only counts them.
+    /// Points the store refused for good (MongoDB document validation, a point
+    /// stamped in the future): never stored, never retried. The writer counts
+    /// them; MongoDB's reasons are in the store's log.
     pub rejected: usize,
 }
 

@@ -9,8 +9,9 @@
 //! dropped and counted, since the newest data matters most to live subscribers.
 //!
 //! One bad point never holds the queue: points the store refuses for good come
-//! back as `InsertReport::rejected` (the store says why in its log) and are
-//! dropped with the rest of their batch, counted; a point of an asset the store
+//! back as `InsertReport::rejected` (the store says why in its log), are
+//! counted, and leave the queue with their batch, the rest of which was stored;
+//! a point of an asset the store
 //! does not know is dropped with every queued point of that asset, counted and
 //! logged. Only failures of the whole write are retried.
 
@@ -20,7 +21,12 @@ use std::{
     time::Duration,
 };
 
-use ratecast_core::{AssetId, InsertReport, Point, PointSink, StoreError, retry::Backoff};
+use ratecast_core::{
+    AssetId, InsertReport, Point, PointSink, StoreError,
+    retry::Backoff,
+    throttle::{LogThrottle, Report},
+    time::unix_now_secs,
+};
 use ratecast_process::ErrorChain;
 use tokio::sync::Notify;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -36,6 +42,8 @@ const FINAL_FLUSH_BUDGET: Duration = Duration::from_secs(5);
 /// backstop for a connection that hangs with no error (inserts are idempotent,
 /// so retrying a write that did land only finds duplicates).
 const INSERT_DEADLINE: Duration = Duration::from_secs(30);
+/// Time between two "cannot store points" lines while the store stays down.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 struct Queue {
     points: VecDeque<Point>,
@@ -77,6 +85,11 @@ impl BufferedSink {
         Self { shared }
     }
 
+    /// The most points it holds before dropping the oldest.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
     /// Points waiting to be stored.
     pub fn len(&self) -> usize {
         self.shared.lock().points.len()
@@ -98,7 +111,7 @@ impl PointSink for BufferedSink {
     /// the oldest points dropped to make room as `dropped`.
     async fn insert(&self, points: &[Point]) -> Result<InsertReport, StoreError> {
         let mut dropped = 0u64;
-        {
+        let buffered = {
             let mut queue = self.shared.lock();
             for point in points {
                 if queue.points.len() >= self.shared.capacity {
@@ -108,7 +121,8 @@ impl PointSink for BufferedSink {
                 }
                 queue.points.push_back(point.clone());
             }
-        }
+            queue.points.len()
+        };
         if dropped > 0 {
             metrics::buffer_dropped(dropped);
             warn!(
@@ -117,7 +131,7 @@ impl PointSink for BufferedSink {
                 "write buffer full: oldest points dropped"
             );
         }
-        metrics::buffered(self.len());
+        metrics::buffered(buffered);
         self.shared.wake.notify_one();
         Ok(InsertReport {
             queued: points.len(),
@@ -131,6 +145,7 @@ impl PointSink for BufferedSink {
 async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: CancellationToken) {
     // Paces retries while the store fails; reset by a flush that succeeds.
     let mut backoff = Backoff::new();
+    let failure_log = LogThrottle::new(FAILURE_LOG_INTERVAL);
     let mut retry_in = None;
     loop {
         let woken = async {
@@ -150,9 +165,9 @@ async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: Cance
         };
         match flushed {
             Ok(()) => {
-                if backoff.failures() > 0 {
+                if let Report::Recovered { failures, .. } = failure_log.success() {
                     info!(
-                        failed_flushes = backoff.failures(),
+                        failed_flushes = failures,
                         "store reachable again; buffer flushed"
                     );
                 }
@@ -161,11 +176,12 @@ async fn flush_loop<K: PointSink>(shared: Arc<Shared>, store: K, shutdown: Cance
             }
             Err(error) => {
                 metrics::store_failed();
-                let failures = backoff.failures();
-                if failures == 0 || failures.is_multiple_of(10) {
+                let report = failure_log.failure(unix_now_secs());
+                if report.is_due() {
                     warn!(
                         error = %ErrorChain(&error),
                         buffered = shared.lock().points.len(),
+                        failed_flushes = report.failures(),
                         "cannot store points; keeping them buffered and retrying"
                     );
                 }
@@ -245,7 +261,8 @@ fn drop_asset(shared: &Shared, asset: AssetId) {
 mod tests {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
+    use ratecast_core::{AssetId, MemoryStore, PointStore};
+    use ratecast_testkit::TEST_RETENTION_SECS;
 
     use super::*;
 
@@ -300,7 +317,7 @@ mod tests {
 
     fn flaky() -> Flaky {
         Flaky {
-            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), TEST_RETENTION_SECS),
             down: Arc::new(AtomicBool::new(true)),
         }
     }
@@ -368,7 +385,7 @@ mod tests {
     /// A buffer flushing into a [`HangsOnce`] store.
     fn hangs_once() -> (HangsOnce, BufferedSink, TaskTracker, CancellationToken) {
         let store = HangsOnce {
-            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), TEST_RETENTION_SECS),
             hung: Arc::new(AtomicBool::new(false)),
         };
         let tasks = TaskTracker::new();
@@ -441,7 +458,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_point_the_store_refuses_for_good_is_dropped_and_never_retried() {
         let store = Refusing {
-            inner: MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS),
+            inner: MemoryStore::new("EURUSD".parse().expect("valid"), TEST_RETENTION_SECS),
             calls: Arc::new(AtomicUsize::new(0)),
         };
         let tasks = TaskTracker::new();
@@ -467,7 +484,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn points_of_an_asset_the_store_does_not_know_are_dropped_and_the_rest_stored() {
-        let store = MemoryStore::new("EURUSD".parse().expect("valid"), DEFAULT_RETENTION_SECS);
+        let store = MemoryStore::new("EURUSD".parse().expect("valid"), TEST_RETENTION_SECS);
         let tasks = TaskTracker::new();
         let shutdown = CancellationToken::new();
         let sink = BufferedSink::spawn(store.clone(), 100, &tasks, shutdown.clone());

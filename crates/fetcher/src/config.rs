@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let cli = Cli::try_parse_from(["x"]).expect("defaults parse");
+        let cli = ratecast_process::parse_ignoring_env::<Cli, _, _>(["x"]).expect("defaults parse");
         assert_eq!(cli.source.rates_url, None);
         assert_eq!(cli.write.mongo_retention, Duration::from_secs(7 * 86_400));
         assert_eq!(cli.write.capacity(5), 4500);

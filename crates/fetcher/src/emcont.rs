@@ -79,26 +79,20 @@ fn unwrap_jsonp(text: &str) -> Result<&str, ParseError> {
 /// Anything else is copied unchanged, so every other error stays the parser's.
 fn normalize(json: &str) -> String {
     let mut out = String::with_capacity(json.len() + 16);
-    // A comma waiting to learn what follows it, with the whitespace after it.
-    let mut pending: Option<String> = None;
+    // Where a comma waits to learn what follows it (past its whitespace).
+    let mut pending: Option<usize> = None;
     let mut chars = json.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
-        if let Some(held) = pending.as_mut()
-            && c.is_whitespace()
-        {
-            held.push(c);
+        if pending.is_some() && c.is_whitespace() {
             continue;
         }
-        if let Some(held) = pending.take() {
+        if let Some(comma) = pending.take() {
             // Before a closing bracket the comma goes and its whitespace stays.
-            out.push_str(if matches!(c, '}' | ']') {
-                &held[1..]
-            } else {
-                &held
-            });
+            let from = comma + usize::from(matches!(c, '}' | ']'));
+            out.push_str(&json[from..at]);
         }
         match c {
-            ',' => pending = Some(String::from(",")),
+            ',' => pending = Some(at),
             '"' => copy_string(&mut out, &mut chars),
             c if is_token_char(c) => {
                 let end = token_end(json, at);
@@ -108,7 +102,9 @@ fn normalize(json: &str) -> String {
             c => out.push(c),
         }
     }
-    out.push_str(pending.as_deref().unwrap_or_default());
+    if let Some(comma) = pending {
+        out.push_str(&json[comma..]);
+    }
     out
 }
 

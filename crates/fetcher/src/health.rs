@@ -6,16 +6,18 @@
 //! A stale feed is logged through a throttle: once when it starts, every few
 //! minutes while it lasts, once when quotes move again.
 
-use std::sync::{Mutex, MutexGuard};
+use std::{
+    sync::{Mutex, MutexGuard},
+    time::Duration,
+};
 
+use ratecast_core::throttle::{LogThrottle, Report};
 use tracing::{info, warn};
-
-use crate::throttle::{FailureThrottle, Report};
 
 /// Quotes unchanged for this long make the upstream stale.
 pub const STALE_AFTER_SECS: i64 = 300;
-/// Seconds between "still stale" log lines.
-const STALE_LOG_INTERVAL_SECS: i64 = 300;
+/// Time between "still stale" log lines.
+const STALE_LOG_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Upstream status shared by the poller (writer) and health endpoints (readers).
 pub struct UpstreamHealth {
@@ -30,7 +32,7 @@ struct State {
     last_values: Vec<Option<f64>>,
     /// The last second any quote changed.
     last_change: Option<i64>,
-    stale_log: FailureThrottle,
+    stale_log: LogThrottle,
 }
 
 impl UpstreamHealth {
@@ -42,7 +44,7 @@ impl UpstreamHealth {
                 last_error: None,
                 last_values: vec![None; assets],
                 last_change: None,
-                stale_log: FailureThrottle::new(STALE_LOG_INTERVAL_SECS),
+                stale_log: LogThrottle::new(STALE_LOG_INTERVAL),
             }),
         }
     }
@@ -69,12 +71,7 @@ impl UpstreamHealth {
             return;
         }
         let unchanged_for = second - state.last_change.unwrap_or(second);
-        if unchanged_for >= STALE_AFTER_SECS
-            && matches!(
-                state.stale_log.failure(second),
-                Report::Started | Report::StillFailing { .. }
-            )
-        {
+        if unchanged_for >= STALE_AFTER_SECS && state.stale_log.failure(second).is_due() {
             warn!(
                 unchanged_for,
                 "upstream quotes have not changed (feed stuck or market closed?)"

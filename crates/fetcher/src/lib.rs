@@ -16,7 +16,6 @@ pub mod poller;
 pub mod service;
 pub mod simulated;
 pub mod source;
-pub mod throttle;
 
 pub use buffer::BufferedSink;
 pub use clock::{Clock, SystemClock};
@@ -24,5 +23,6 @@ pub use config::{SourceArgs, WriteBufferArgs};
 pub use health::UpstreamHealth;
 pub use http::{HttpSource, HttpSourceConfig};
 pub use poller::{Poller, TickReport};
+pub use service::{prepare_mongo, write_buffer};
 pub use simulated::SimulatedSource;
 pub use source::{ConfiguredSource, FetchError, QuoteError, Quotes, RateSource};

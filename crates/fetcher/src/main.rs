@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ratecast_fetcher::service::{FetcherArgs, run_service};
-use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
+use ratecast_process::{
+    exit_code, init_tracing, listen, metrics::install_recorder, parse_or_exit, shutdown_on_signal,
+};
 
-/// jemalloc, with its background thread, gives freed memory back to the OS
-/// within seconds, so a replica's RSS comes back down after a reconnect storm
-/// (glibc's malloc keeps it; see docs/benchmarks.md).
+/// jemalloc, as in `ratecast` and `ratecast-api` (where it is chosen for the
+/// websocket side: see docs/benchmarks.md), so the fetcher code runs on the
+/// same allocator here as in the all-in-one.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -22,8 +24,9 @@ async fn main() -> ExitCode {
 
 async fn serve(args: FetcherArgs) -> anyhow::Result<()> {
     let listener = listen(&args.http_host, args.http_port).await?;
+    let metrics = install_recorder();
     let shutdown = shutdown_on_signal();
-    run_service(args, listener, shutdown)
+    run_service(listener, args, metrics, shutdown)
         .await
         .context("ratecast-fetcher failed")
 }

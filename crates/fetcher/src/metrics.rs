@@ -2,7 +2,8 @@
 //!
 //! The poller and the write buffer record here and nowhere else, so a series is
 //! named once. `/metrics` (the fetcher's port, or the all-in-one's API port)
-//! renders the process recorder of `ratecast_process::metrics::prometheus`.
+//! renders the recorder the binary installed
+//! (`ratecast_process::metrics::install_recorder`).
 
 use metrics::{counter, gauge, histogram};
 use ratecast_core::InsertReport;

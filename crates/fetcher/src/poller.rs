@@ -4,12 +4,15 @@
 //! tick stamps its points with its own second; a tick that runs late skips the
 //! seconds it missed rather than stamping two points with one time. What a tick
 //! did is its [`TickReport`]; failures are counted in the fetcher's
-//! [`metrics`](crate::metrics) and logged through a [`FailureThrottle`]: a start
+//! [`metrics`](crate::metrics) and logged through a [`LogThrottle`]: a start
 //! line, a summary a minute, a recovery line.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use ratecast_core::{AssetId, AssetList, InsertReport, Point, PointSink, StoreError};
+use ratecast_core::{
+    AssetId, AssetList, InsertReport, Point, PointSink, StoreError,
+    throttle::{LogThrottle, Report},
+};
 use ratecast_process::ErrorChain;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -19,11 +22,10 @@ use crate::{
     health::UpstreamHealth,
     metrics,
     source::{FetchError, QuoteError, RateSource},
-    throttle::{FailureThrottle, Report},
 };
 
-/// Seconds between "still failing" log summaries.
-const LOG_SUMMARY_INTERVAL_SECS: i64 = 60;
+/// Time between "still failing" log summaries.
+const LOG_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What one tick did.
 #[derive(Debug, Default)]
@@ -39,11 +41,11 @@ pub struct Poller<R, K> {
     source: R,
     sink: K,
     assets: AssetList,
-    upstream_log: FailureThrottle,
-    store_log: FailureThrottle,
-    lag_log: FailureThrottle,
+    upstream_log: LogThrottle,
+    store_log: LogThrottle,
+    lag_log: LogThrottle,
     /// One throttle per asset, in id order, for that asset's skipped quotes.
-    quote_logs: Vec<FailureThrottle>,
+    quote_logs: Vec<LogThrottle>,
     /// Failing / stale status for health endpoints.
     health: Arc<UpstreamHealth>,
 }
@@ -56,7 +58,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
 
     /// A poller that reports the upstream's status into `health`.
     pub fn with_health(source: R, sink: K, assets: AssetList, health: Arc<UpstreamHealth>) -> Self {
-        let throttle = || FailureThrottle::new(LOG_SUMMARY_INTERVAL_SECS);
+        let throttle = || LogThrottle::new(LOG_SUMMARY_INTERVAL);
         Self {
             health,
             quote_logs: assets.iter().map(|_| throttle()).collect(),
@@ -101,10 +103,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             return;
         }
         metrics::missed_ticks(missed.unsigned_abs());
-        if matches!(
-            self.lag_log.failure(second),
-            Report::Started | Report::StillFailing { .. }
-        ) {
+        if self.lag_log.failure(second).is_due() {
             warn!(
                 missed,
                 "poller ran late and skipped seconds (is the process starved of CPU?)"
@@ -133,7 +132,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 self.health.record_failure(second, error.kind());
                 metrics::fetch_failed(error.kind());
                 log_failure(
-                    &mut self.upstream_log,
+                    &self.upstream_log,
                     second,
                     "upstream fetch failed; second skipped",
                     &error,
@@ -143,8 +142,11 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             }
         };
         let mut points = Vec::with_capacity(self.assets.len());
-        for (asset, log) in self.assets.iter().zip(&mut self.quote_logs) {
-            match quotes.get(&asset.name) {
+        let mut values = Vec::with_capacity(self.assets.len());
+        for (asset, log) in self.assets.iter().zip(&self.quote_logs) {
+            let quote = quotes.get(&asset.name);
+            values.push(quote.as_ref().ok().copied());
+            match quote {
                 Ok(value) => {
                     if let Report::Recovered { failures, since } = log.success() {
                         info!(asset = %asset.name, failed_seconds = failures, since, "quotes recovered");
@@ -168,11 +170,6 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
                 }
             }
         }
-        let values: Vec<Option<f64>> = self
-            .assets
-            .iter()
-            .map(|a| quotes.get(&a.name).ok())
-            .collect();
         self.health.record_success(second, &values);
         if !points.is_empty() {
             report.stored = Some(self.store(second, &points).await);
@@ -192,7 +189,7 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
             Err(error) => {
                 metrics::store_failed();
                 log_failure(
-                    &mut self.store_log,
+                    &self.store_log,
                     second,
                     "storing points failed; second lost",
                     error,
@@ -204,13 +201,13 @@ impl<R: RateSource, K: PointSink> Poller<R, K> {
 }
 
 fn log_failure(
-    throttle: &mut FailureThrottle,
+    throttle: &LogThrottle,
     second: i64,
     what: &str,
     error: &(dyn std::error::Error + 'static),
 ) {
     match throttle.failure(second) {
-        Report::Started => warn!(error = %ErrorChain(error), "{what}"),
+        Report::Started { .. } => warn!(error = %ErrorChain(error), "{what}"),
         Report::StillFailing { failures, since } => warn!(
             error = %ErrorChain(error),
             failures_since_last_report = failures,
@@ -228,7 +225,8 @@ mod tests {
         time::Duration,
     };
 
-    use ratecast_core::{MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
+    use ratecast_core::{MemoryStore, PointStore};
+    use ratecast_testkit::TEST_RETENTION_SECS;
     use tokio::time::Instant;
 
     use super::*;
@@ -280,7 +278,7 @@ mod tests {
     fn poller(
         script: fn(usize) -> Result<Quotes, FetchError>,
     ) -> (Poller<Scripted, MemoryStore>, MemoryStore) {
-        let store = MemoryStore::new(assets(), DEFAULT_RETENTION_SECS);
+        let store = MemoryStore::new(assets(), TEST_RETENTION_SECS);
         let source = Scripted {
             calls: AtomicUsize::new(0),
             script,

@@ -7,13 +7,19 @@
 
 use std::{
     net::TcpListener,
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, web};
 use clap::Parser;
 use ratecast_mongo::{MongoStore, SetupError};
-use ratecast_process::{AssetArgs, ErrorChain, LogArgs, MongoArgs, retry::retry_transient};
+use ratecast_process::{
+    AssetArgs, ErrorChain, LogArgs, MongoArgs, http, metrics::PrometheusHandle,
+    startup::retry_transient,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
 
@@ -72,10 +78,15 @@ pub enum ServiceError {
     Health(#[source] std::io::Error),
 }
 
-/// What the health endpoints report; filled in as the service comes up.
+/// What `/readyz` reports, all of it made before the server starts.
 struct Health {
-    /// Set once MongoDB is connected and indexed.
-    sink: OnceLock<BufferedSink>,
+    /// The write buffer: its backlog says whether MongoDB takes the points.
+    sink: BufferedSink,
+    /// Set once MongoDB is connected and indexed (the poller starts then, so
+    /// the buffer holds nothing before).
+    prepared: AtomicBool,
+    /// Points buffered beyond which the fetcher is not ready.
+    backlog_limit: usize,
     /// The upstream's status, reported by the poller.
     upstream: Arc<UpstreamHealth>,
 }
@@ -84,30 +95,35 @@ struct Health {
 /// seconds' worth is normal write latency, more means the store is not taking them.
 const READY_BACKLOG_SECONDS: usize = 5;
 
-/// Runs the fetcher until `shutdown`: health endpoints on `health_listener`,
-/// MongoDB set up with retries, then the poller.
+/// Runs the fetcher until `shutdown`: health endpoints on `health_listener`
+/// (metrics rendered from `metrics`), MongoDB set up with retries, then the
+/// poller.
 pub async fn run_service(
-    args: FetcherArgs,
     health_listener: TcpListener,
+    args: FetcherArgs,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> Result<(), ServiceError> {
-    // Install the metrics recorder before anything records.
-    ratecast_process::metrics::prometheus();
     let uri = args.mongo.uri.as_deref().ok_or(ServiceError::NoMongoUri)?;
     let store = MongoStore::new(uri, &args.mongo.db, args.assets.list.clone())?;
     let source = ConfiguredSource::new(args.source.rates_url.as_ref(), &args.assets.list)
         .map_err(ServiceError::HttpClient)?;
+    let assets = args.assets.list.len();
+    let tasks = TaskTracker::new();
     let health = Arc::new(Health {
-        sink: OnceLock::new(),
-        upstream: Arc::new(UpstreamHealth::new(args.assets.list.len())),
+        sink: write_buffer(store.clone(), &args.write, assets, &tasks, &shutdown),
+        prepared: AtomicBool::new(false),
+        backlog_limit: READY_BACKLOG_SECONDS * assets,
+        upstream: Arc::new(UpstreamHealth::new(assets)),
     });
-    let backlog_limit = READY_BACKLOG_SECONDS * args.assets.list.len();
-    let server = health_server(health_listener, health.clone(), backlog_limit)
-        .map_err(ServiceError::Health)?;
+    let server =
+        health_server(health_listener, health.clone(), metrics).map_err(ServiceError::Health)?;
     let server_handle = server.handle();
     let server_task = tokio::spawn(server);
-    let result = poll_into_mongo(&args, store, source, &health, &shutdown).await;
+    let result = poll_into_mongo(&args, &store, source, &health, &shutdown).await;
     shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
     let (_, stopped) = tokio::join!(server_handle.stop(true), server_task);
     if let Ok(Err(error)) = stopped {
         warn!(error = %ErrorChain(&error), "health endpoint server failed");
@@ -117,53 +133,80 @@ pub async fn run_service(
 
 async fn poll_into_mongo(
     args: &FetcherArgs,
-    store: MongoStore,
+    store: &MongoStore,
     source: ConfiguredSource,
     health: &Health,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
-    let retention = Some(args.write.mongo_retention);
-    let prepared = retry_transient(
-        "connecting to MongoDB",
-        shutdown,
-        SetupError::is_transient,
-        || store.prepare(retention),
-    )
-    .await?;
-    if prepared.is_none() {
+    if prepare_mongo(store, &health.sink, &args.write, shutdown)
+        .await?
+        .is_none()
+    {
         return Ok(());
     }
-    let tasks = TaskTracker::new();
-    let capacity = args.write.capacity(args.assets.list.len());
-    let sink = BufferedSink::spawn(store, capacity, &tasks, shutdown.clone());
-    let _ = health.sink.set(sink.clone());
-    info!(buffer_points = capacity, "writing points to MongoDB");
+    health.prepared.store(true, Ordering::Release);
     Poller::with_health(
         source,
-        sink,
+        health.sink.clone(),
         args.assets.list.clone(),
         health.upstream.clone(),
     )
     .run(shutdown.clone())
     .await;
-    tasks.close();
-    tasks.wait().await;
     Ok(())
+}
+
+/// The write buffer into MongoDB, its flusher on `tasks`. It stores nothing
+/// until the poller starts, after [`prepare_mongo`].
+pub fn write_buffer(
+    store: MongoStore,
+    write: &WriteBufferArgs,
+    assets: usize,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> BufferedSink {
+    BufferedSink::spawn(store, write.capacity(assets), tasks, shutdown.clone())
+}
+
+/// Prepares MongoDB for the writes of `buffer` (connect, seed the assets,
+/// indexes and retention), retried while the failure is transient. `None`
+/// when `shutdown` came first.
+pub async fn prepare_mongo(
+    store: &MongoStore,
+    buffer: &BufferedSink,
+    write: &WriteBufferArgs,
+    shutdown: &CancellationToken,
+) -> Result<Option<()>, SetupError> {
+    let prepared = retry_transient(
+        "connecting to MongoDB",
+        shutdown,
+        SetupError::is_transient,
+        || store.prepare_writer(write.mongo_retention),
+    )
+    .await?;
+    if prepared.is_some() {
+        info!(
+            buffer_points = buffer.capacity(),
+            "writing points to MongoDB"
+        );
+    }
+    Ok(prepared)
 }
 
 fn health_server(
     listener: TcpListener,
     health: Arc<Health>,
-    backlog_limit: usize,
+    metrics: PrometheusHandle,
 ) -> std::io::Result<actix_web::dev::Server> {
     let health = web::Data::from(health);
+    let metrics = web::Data::new(metrics);
     Ok(HttpServer::new(move || {
         App::new()
             .app_data(health.clone())
-            .app_data(web::Data::new(backlog_limit))
-            .route("/healthz", web::get().to(healthz))
+            .app_data(metrics.clone())
+            .route("/healthz", web::get().to(http::healthz))
             .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
+            .route("/metrics", web::get().to(http::metrics))
     })
     .workers(1)
     .disable_signals()
@@ -172,19 +215,7 @@ fn health_server(
     .run())
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::plaintext())
-        .body("ok\n")
-}
-
-async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(ratecast_process::metrics::prometheus().render())
-}
-
-async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> HttpResponse {
+async fn readyz(health: web::Data<Health>) -> HttpResponse {
     let unavailable = |text: String| {
         HttpResponse::ServiceUnavailable()
             .content_type(ContentType::plaintext())
@@ -195,13 +226,14 @@ async fn readyz(health: web::Data<Health>, backlog_limit: web::Data<usize>) -> H
     let upstream = health
         .upstream
         .describe(ratecast_core::time::unix_now_secs());
-    match health.sink.get() {
-        None => unavailable(format!("not ready: connecting to MongoDB\n{upstream}\n")),
-        Some(sink) if sink.len() > **backlog_limit => unavailable(format!(
-            "not ready: {} points buffered, MongoDB is not taking them\n{upstream}\n",
-            sink.len()
+    if !health.prepared.load(Ordering::Acquire) {
+        return unavailable(format!("not ready: connecting to MongoDB\n{upstream}\n"));
+    }
+    match health.sink.len() {
+        buffered if buffered > health.backlog_limit => unavailable(format!(
+            "not ready: {buffered} points buffered, MongoDB is not taking them\n{upstream}\n"
         )),
-        Some(_) => HttpResponse::Ok()
+        _ => HttpResponse::Ok()
             .content_type(ContentType::plaintext())
             .body(format!("ready\n{upstream}\n")),
     }

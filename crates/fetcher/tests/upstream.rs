@@ -4,10 +4,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ratecast_core::{AssetId, MemoryStore, PointStore, memory::DEFAULT_RETENTION_SECS};
+use ratecast_core::{AssetId, MemoryStore, PointStore};
 use ratecast_fetcher::{
     FetchError, HttpSource, HttpSourceConfig, Poller, QuoteError, RateSource, UpstreamHealth,
 };
+use ratecast_testkit::TEST_RETENTION_SECS;
 use ratecast_testkit::{FakeUpstream, Reply, WAIT, rates_body};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +54,7 @@ async fn upstream_failures_skip_seconds_and_never_become_points_or_stop_the_poll
     let good = rates_body(&[("EURUSD", "1.1", "1.2")]);
     let upstream = FakeUpstream::start(Reply::Body(good)).await;
     let assets = "EURUSD".parse().expect("assets");
-    let store = MemoryStore::new(assets, DEFAULT_RETENTION_SECS);
+    let store = MemoryStore::new(assets, TEST_RETENTION_SECS);
     let source = HttpSource::new(
         upstream.url().parse().expect("url"),
         HttpSourceConfig::default(),
@@ -161,7 +162,7 @@ async fn a_bare_non_finite_number_in_one_quote_skips_only_that_asset() {
     let assets: ratecast_core::AssetList = "EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD"
         .parse()
         .expect("assets");
-    let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
+    let store = MemoryStore::new(assets.clone(), TEST_RETENTION_SECS);
     let source = HttpSource::new(
         upstream.url().parse().expect("url"),
         HttpSourceConfig::default(),

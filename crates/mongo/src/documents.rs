@@ -4,8 +4,10 @@
 //! sessions they run in.
 //!
 //! They are built here, in plain functions, so unit tests can assert their exact
-//! shape without a server; the store only sends what these functions return. What
-//! the store does with them (the order of the calls) is in `lib.rs` and `start.rs`.
+//! shape without a server; the store's reads, writes, indexes and stream use what
+//! these functions return (only the asset list's seeding upsert and the
+//! retention lookup in `setup.rs` build their small filters in place). What the
+//! store does with them (the order of the calls) is in `lib.rs` and `start.rs`.
 
 use std::time::Duration;
 

@@ -8,9 +8,10 @@
 //! [`FeedEvent::Resumed`]. The backoff starts over after
 //! every successful (re)open, so one incident's delays never carry into the next.
 //! A token that left the oplog (286, 260, 280) ends the feed with
-//! [`FeedError::Reset`] and the reader reloads its window: duplicates and
-//! reordering are impossible either way, since the reader refuses points it
-//! already holds.
+//! [`FeedError::Reset`] and the reader reloads its window. Either way a client
+//! sees no duplicate and no reordering: the reader refuses a second it already
+//! holds, pushes live only points newer than its newest, and puts a late one
+//! only into its window, in time order.
 
 use std::collections::HashSet;
 

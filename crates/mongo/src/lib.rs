@@ -8,18 +8,17 @@
 //! resumes from its last token after transient errors and the window is reloaded
 //! when the token left the oplog. Connecting, indexes and the asset list are in
 //! [`setup`]; every query document and driver option in [`documents`]; error
-//! classification in [`errors`]; throttled logging of refused points in
-//! [`rejections`]; the live feed in [`feed`]. `points` is a regular collection:
+//! classification in [`errors`]; the live feed in [`feed`]. Refused points are
+//! logged through a [`LogThrottle`]. `points` is a regular collection:
 //! change streams do not work on time-series ones.
 
 pub mod documents;
 pub mod errors;
 pub mod feed;
-pub mod rejections;
 pub mod setup;
 pub mod start;
 
-use std::{collections::HashSet, sync::Arc, sync::Mutex, time::Instant};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use futures_util::TryStreamExt;
 use mongodb::{
@@ -29,7 +28,8 @@ use mongodb::{
     options::ConnectionString,
 };
 use ratecast_core::{
-    Asset, AssetId, AssetList, InsertReport, Point, PointSink, PointStore, SnapshotFeed, StoreError,
+    Asset, AssetId, AssetList, InsertReport, Point, PointSink, PointStore, SnapshotFeed,
+    StoreError, throttle::LogThrottle, time::unix_now_secs,
 };
 use tokio::sync::OnceCell;
 use tracing::warn;
@@ -37,11 +37,9 @@ use tracing::warn;
 use crate::{
     errors::{classify_insert_error, store_error},
     feed::MongoFeed,
-    rejections::RejectionLog,
 };
 
-pub use documents::HISTORY_MAX_TIME;
-pub use setup::{DEFAULT_RETENTION, SetupError};
+pub use setup::SetupError;
 pub use start::StreamStart;
 
 /// The MongoDB store. Clones share one client (and its connection pool).
@@ -50,7 +48,8 @@ pub use start::StreamStart;
 /// service can hand the store to its parts at construction and answer health
 /// checks while the database is still out of reach. The client is created on
 /// first use (resolving a `mongodb+srv://` URI needs DNS, which may be down at
-/// start-up) and [`prepare`](MongoStore::prepare) sets the database up.
+/// start-up) and [`prepare_writer`](MongoStore::prepare_writer) or
+/// [`prepare_reader`](MongoStore::prepare_reader) sets the database up.
 #[derive(Clone)]
 pub struct MongoStore {
     inner: Arc<Inner>,
@@ -66,8 +65,11 @@ struct Inner {
     connection: OnceCell<Connection>,
     /// Points the server refused for good are logged through this, so a validator
     /// that refuses one asset's every point writes a line a minute, not a second.
-    rejections: Mutex<RejectionLog>,
+    rejections: LogThrottle,
 }
+
+/// The shortest time between two lines about refused points.
+const REJECTION_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 struct Connection {
     /// For the sessions that tie the window read to the stream's start.
@@ -80,10 +82,6 @@ struct Connection {
 }
 
 impl MongoStore {
-    pub fn asset_list(&self) -> &AssetList {
-        &self.inner.assets
-    }
-
     /// The client and collections, created on first use.
     async fn connection(&self) -> mongodb::error::Result<&Connection> {
         self.inner
@@ -156,11 +154,18 @@ impl PointSink for MongoStore {
 }
 
 impl MongoStore {
-    /// Logs refused points, at most one line a minute (see [`RejectionLog`]).
+    /// Logs refused points: the first refusal at once, later ones summed into at
+    /// most one line per [`REJECTION_LOG_INTERVAL`]. They are counted by the
+    /// writer (`InsertReport::rejected`), which the fetcher exports as a metric.
     fn log_rejection(&self, count: usize, rejection: &errors::Rejection, points: &[Point]) {
-        let report =
-            ratecast_core::sync::lock(&self.inner.rejections).record(count as u64, Instant::now());
-        let Some(rejected) = report else { return };
+        let report = self
+            .inner
+            .rejections
+            .failures(count as u64, unix_now_secs());
+        if !report.is_due() {
+            return;
+        }
+        let rejected = report.failures();
         let point = points.get(rejection.index);
         warn!(
             rejected,

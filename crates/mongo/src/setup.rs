@@ -4,12 +4,9 @@
 //! checked against what the database holds; a name stored under another id is a
 //! start-up error with a clear message, never a silent renumbering. Whether a
 //! failure is worth retrying is [`SetupError::is_transient`]; the retry loop itself
-//! is the services' (`ratecast_process::retry`).
+//! is the services' (`ratecast_process::startup`).
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::TryStreamExt;
 use mongodb::{
@@ -21,7 +18,7 @@ use mongodb::{
         WriteConcern,
     },
 };
-use ratecast_core::{AssetList, StoreError};
+use ratecast_core::{AssetList, StoreError, throttle::LogThrottle};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
@@ -29,11 +26,8 @@ use crate::{
     Connection, Inner, MongoStore,
     documents::{self, ASSETS, POINTS},
     errors::{self, server_code, store_error},
-    rejections::RejectionLog,
 };
 
-/// Default retention of points (the TTL index), 7 days.
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// The server's code for an index that exists with other options.
 const INDEX_OPTIONS_CONFLICT: i32 = 85;
 /// The server's code for a command the user may not run.
@@ -113,7 +107,8 @@ pub(crate) async fn open(
 
 impl MongoStore {
     /// A store for `database` at `uri`. Only checks the URI: nothing is sent
-    /// until [`prepare`](Self::prepare) or another operation runs.
+    /// until [`prepare_writer`](Self::prepare_writer),
+    /// [`prepare_reader`](Self::prepare_reader) or another operation runs.
     pub fn new(uri: &str, database: &str, assets: AssetList) -> Result<Self, SetupError> {
         let uri = ConnectionString::parse(uri).map_err(SetupError::Uri)?;
         Ok(Self {
@@ -122,15 +117,33 @@ impl MongoStore {
                 database: database.to_owned(),
                 assets,
                 connection: OnceCell::new(),
-                rejections: Mutex::new(RejectionLog::new()),
+                rejections: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
             }),
         })
     }
 
-    /// Checks the server answers, seeds and verifies the asset list and, with
-    /// `retention` (the fetcher, owner of retention), creates the indexes of
-    /// `points`. Idempotent; retry it while [`SetupError::is_transient`].
-    pub async fn prepare(&self, retention: Option<Duration>) -> Result<(), SetupError> {
+    /// Prepares the database for the writer (the fetcher, owner of retention):
+    /// everything [`prepare_reader`](Self::prepare_reader) does, then the
+    /// indexes of `points`, with a TTL of `retention`. Idempotent; retry it
+    /// while [`SetupError::is_transient`].
+    pub async fn prepare_writer(&self, retention: Duration) -> Result<(), SetupError> {
+        let connection = self.check_assets().await?;
+        self.ensure_indexes(connection, retention).await?;
+        info!(database = %self.inner.database, "connected to MongoDB");
+        Ok(())
+    }
+
+    /// Prepares the database for a reader (an API replica): checks the server
+    /// answers, seeds and verifies the asset list; the indexes of `points` are
+    /// the writer's. Idempotent; retry it while [`SetupError::is_transient`].
+    pub async fn prepare_reader(&self) -> Result<(), SetupError> {
+        self.check_assets().await?;
+        info!(database = %self.inner.database, "connected to MongoDB");
+        Ok(())
+    }
+
+    /// Connects, pings, and seeds and verifies the asset list.
+    async fn check_assets(&self) -> Result<&Connection, SetupError> {
         let connection = self.connection().await.map_err(|error| {
             // A DNS failure while resolving mongodb+srv:// is unreachability,
             // not a bad URI, and is retried like one.
@@ -142,7 +155,7 @@ impl MongoStore {
         })?;
         connection
             .db
-            .run_command(doc! { "ping": 1 })
+            .run_command(documents::ping_command())
             .await
             .map_err(SetupError::Unreachable)?;
         // The unique name index must exist before seeding, or two processes with
@@ -153,11 +166,7 @@ impl MongoStore {
             .await
             .map_err(index_error(ASSETS))?;
         self.seed_assets(connection).await?;
-        if let Some(retention) = retention {
-            self.ensure_indexes(connection, retention).await?;
-        }
-        info!(database = %self.inner.database, "connected to MongoDB");
-        Ok(())
+        Ok(connection)
     }
 
     /// Creates the indexes of `points` (idempotent); the TTL of an existing `at`

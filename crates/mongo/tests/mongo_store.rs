@@ -17,8 +17,11 @@ use mongodb::bson::doc;
 use ratecast_core::{
     AssetList, LiveFeed, PointSink, PointStore, SnapshotFeed, conformance, store::FeedEvent,
 };
-use ratecast_mongo::{DEFAULT_RETENTION, MongoStore, SetupError, StreamStart, feed::MongoFeed};
-use ratecast_testkit::mongo::test_uri;
+use ratecast_mongo::{MongoStore, SetupError, StreamStart, feed::MongoFeed};
+use ratecast_testkit::{TEST_RETENTION_SECS, mongo::test_uri};
+
+/// The TTL of the test databases' points.
+const RETENTION: Duration = Duration::from_secs(TEST_RETENTION_SECS.unsigned_abs());
 
 /// How long a feed may take to deliver its next point before a test fails.
 const FEED_WAIT: Duration = Duration::from_secs(10);
@@ -30,7 +33,7 @@ fn fresh_database() -> String {
 
 async fn connect(uri: &str, database: &str, assets: AssetList) -> Result<MongoStore, SetupError> {
     let store = MongoStore::new(uri, database, assets)?;
-    store.prepare(Some(DEFAULT_RETENTION)).await?;
+    store.prepare_writer(RETENTION).await?;
     Ok(store)
 }
 
@@ -102,10 +105,10 @@ async fn a_new_ttl_retention_replaces_the_old_one() {
         .expect("store");
     assert_eq!(
         store.stored_retention().await.expect("indexes"),
-        Some(DEFAULT_RETENTION)
+        Some(RETENTION)
     );
     store
-        .prepare(Some(std::time::Duration::from_secs(3600)))
+        .prepare_writer(std::time::Duration::from_secs(3600))
         .await
         .expect("changing the TTL is not an error");
     assert_eq!(

@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let parsed = Optional::try_parse_from(["x"]).expect("defaults parse");
+        let parsed = crate::parse_ignoring_env::<Optional, _, _>(["x"]).expect("defaults parse");
         assert_eq!(parsed.mongo.uri, None);
         assert_eq!(parsed.mongo.db, "ratecast");
         assert_eq!(parsed.assets.list.to_string(), DEFAULT_ASSETS);
@@ -90,9 +90,10 @@ mod tests {
 
     #[test]
     fn a_binary_can_make_the_mongo_uri_required() {
-        assert!(Required::try_parse_from(["x"]).is_err());
-        let parsed = Required::try_parse_from(["x", "--mongo-uri", "mongodb://h/"])
-            .expect("the uri is given");
+        assert!(crate::parse_ignoring_env::<Required, _, _>(["x"]).is_err());
+        let parsed =
+            crate::parse_ignoring_env::<Required, _, _>(["x", "--mongo-uri", "mongodb://h/"])
+                .expect("the uri is given");
         assert_eq!(parsed.mongo.uri.as_deref(), Some("mongodb://h/"));
     }
 }

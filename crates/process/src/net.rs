@@ -2,7 +2,7 @@
 
 /// Connections the kernel queues before the server accepts them. std's default
 /// (128) overflows in a reconnect storm after a restart; 4096 does not.
-pub const LISTEN_BACKLOG: u32 = 4096;
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// [`bind`] for a binary: the error names the address.
 pub async fn listen(host: &str, port: u16) -> anyhow::Result<std::net::TcpListener> {
@@ -13,7 +13,7 @@ pub async fn listen(host: &str, port: u16) -> anyhow::Result<std::net::TcpListen
 }
 
 /// Binds `host:port` for a server, with [`LISTEN_BACKLOG`]. Needs a tokio runtime.
-pub async fn bind(host: &str, port: u16) -> std::io::Result<std::net::TcpListener> {
+async fn bind(host: &str, port: u16) -> std::io::Result<std::net::TcpListener> {
     let mut last_error = None;
     for addr in tokio::net::lookup_host((host, port)).await? {
         let socket = if addr.is_ipv4() {

@@ -17,7 +17,7 @@ pub fn shutdown_on_signal() -> CancellationToken {
 }
 
 /// Resolves on the first Ctrl-C or SIGTERM (logging which).
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::warn!(%error, "cannot listen for Ctrl-C");

@@ -3,9 +3,9 @@
 //! [`run`] picks the store (MongoDB when `MONGO_CONNECTION_URI` is set, the
 //! embedded in-memory store otherwise), starts the poller on the configured
 //! source (the upstream URL, or simulated rates, pre-filled with a full history
-//! window on the memory store) beside the API and serves the API until the
-//! shutdown token is cancelled. `main.rs` only parses the configuration, binds the listener and
-//! turns signals into that cancellation.
+//! window on the memory store) beside the API, and serves until the shutdown
+//! token is cancelled. `main.rs` only parses the configuration, binds the
+//! listener and turns signals into that cancellation.
 
 pub mod config;
 pub mod watch;
@@ -17,9 +17,11 @@ use ratecast_core::{
     MemoryStore, PointSink, PointStore, StoreError,
     time::{history_cutoff, unix_now_secs},
 };
-use ratecast_fetcher::{BufferedSink, ConfiguredSource, FetchError, Poller, UpstreamHealth};
+use ratecast_fetcher::{
+    ConfiguredSource, FetchError, Poller, UpstreamHealth, prepare_mongo, write_buffer,
+};
 use ratecast_mongo::{MongoStore, SetupError};
-use ratecast_process::{ErrorChain, retry::retry_transient};
+use ratecast_process::{ErrorChain, metrics::PrometheusHandle};
 use tokio::sync::oneshot;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::{info, warn};
@@ -61,14 +63,14 @@ impl Fetcher {
     }
 }
 
-/// Runs fetcher and API on `listener` until `shutdown` is cancelled.
+/// Runs fetcher and API on `listener` until `shutdown` is cancelled; `/metrics`
+/// renders `metrics` (the recorder the binary installed).
 pub async fn run(
-    config: Config,
     listener: TcpListener,
+    config: Config,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    // Install the metrics recorder before the fetcher or the API records.
-    ratecast_process::metrics::prometheus();
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "websocket API listening on ws://{addr}/");
     }
@@ -79,10 +81,17 @@ pub async fn run(
         tasks: TaskTracker::new(),
         shutdown,
     };
+    let api = Api { listener, metrics };
     match config.mongo.uri.clone() {
-        Some(uri) => run_on_mongo(config, &uri, source, fetcher, listener).await,
-        None => run_in_memory(config, source, fetcher, listener).await,
+        Some(uri) => run_on_mongo(config, &uri, source, fetcher, api).await,
+        None => run_in_memory(config, source, fetcher, api).await,
     }
+}
+
+/// The API's half: what the binary handed in for it.
+struct Api {
+    listener: TcpListener,
+    metrics: PrometheusHandle,
 }
 
 /// The embedded store: simulated rates are pre-filled with a full history
@@ -91,7 +100,7 @@ async fn run_in_memory(
     config: Config,
     source: ConfiguredSource,
     fetcher: Fetcher,
-    listener: TcpListener,
+    api: Api,
 ) -> Result<(), RunError> {
     info!("store: embedded in-memory (not persistent)");
     let retention = i64::try_from(config.memory_retention.as_secs()).unwrap_or(i64::MAX);
@@ -108,9 +117,9 @@ async fn run_in_memory(
     fetcher.spawn_poller(source, store.clone(), &config);
     serve(
         config,
-        listener,
+        api,
         store,
-        std::future::ready(Ok(())),
+        std::future::ready(Ok(Some(()))),
         &fetcher,
     )
     .await
@@ -124,31 +133,23 @@ async fn run_on_mongo(
     uri: &str,
     source: ConfiguredSource,
     fetcher: Fetcher,
-    listener: TcpListener,
+    api: Api,
 ) -> Result<(), RunError> {
     info!(database = %config.mongo.db, "store: MongoDB");
     let store = MongoStore::new(uri, &config.mongo.db, config.assets.list.clone())?;
+    let sink = write_buffer(
+        store.clone(),
+        &config.write,
+        config.assets.list.len(),
+        &fetcher.tasks,
+        &fetcher.shutdown,
+    );
     let (prepared_tx, prepared) = oneshot::channel::<Result<(), SetupError>>();
     fetcher.tasks.spawn({
         let (store, fetcher, config) = (store.clone(), fetcher.clone(), config.clone());
         async move {
-            let retention = Some(config.write.mongo_retention);
-            let outcome = retry_transient(
-                "connecting to MongoDB",
-                &fetcher.shutdown,
-                SetupError::is_transient,
-                || store.prepare(retention),
-            )
-            .await;
-            match outcome {
+            match prepare_mongo(&store, &sink, &config.write, &fetcher.shutdown).await {
                 Ok(Some(())) => {
-                    let capacity = config.write.capacity(config.assets.list.len());
-                    let sink = BufferedSink::spawn(
-                        store,
-                        capacity,
-                        &fetcher.tasks,
-                        fetcher.shutdown.clone(),
-                    );
                     fetcher.spawn_poller(source, sink, &config);
                     let _ = prepared_tx.send(Ok(()));
                 }
@@ -163,29 +164,29 @@ async fn run_on_mongo(
     // stops it. Shut down while connecting: the API ends on the same token.
     let startup = async move {
         match prepared.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(Some(())),
             Ok(Err(error)) => Err(StartupError::from(error)),
-            Err(_shut_down) => std::future::pending().await,
+            Err(_shut_down) => Ok(None),
         }
     };
-    serve(config, listener, store, startup, &fetcher).await
+    serve(config, api, store, startup, &fetcher).await
 }
 
 /// Serves the API over `store` until shutdown, then waits for the fetcher.
 async fn serve<S, F>(
     config: Config,
-    listener: TcpListener,
+    api: Api,
     store: S,
     startup: F,
     fetcher: &Fetcher,
 ) -> Result<(), RunError>
 where
     S: PointStore,
-    F: Future<Output = Result<(), StartupError>> + Send + 'static,
+    F: Future<Output = Result<Option<()>, StartupError>> + Send + 'static,
 {
     let health = fetcher.health.clone();
     let served = ratecast_api::run(
-        listener,
+        api.listener,
         config.assets.list,
         store,
         startup,
@@ -195,6 +196,7 @@ where
             }))),
             ..config.server.server_config()
         },
+        api.metrics,
         fetcher.shutdown.clone(),
     )
     .await;

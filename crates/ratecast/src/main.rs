@@ -7,7 +7,9 @@ use ratecast::{
     Config,
     config::{Cli, Command},
 };
-use ratecast_process::{exit_code, init_tracing, listen, parse_or_exit, shutdown_on_signal};
+use ratecast_process::{
+    exit_code, init_tracing, listen, metrics::install_recorder, shutdown_on_signal,
+};
 
 /// jemalloc, with its background thread, gives freed memory back to the OS
 /// within seconds, so a replica's RSS comes back down after a reconnect storm
@@ -17,7 +19,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli: Cli = parse_or_exit();
+    let cli = Cli::parse_or_exit();
     init_tracing(cli.serve.log.format);
     let result = match cli.command {
         Some(Command::Watch(args)) => watch(args).await,
@@ -35,8 +37,9 @@ async fn watch(args: ratecast::watch::WatchArgs) -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = listen(&config.server.host, config.server.port).await?;
+    let metrics = install_recorder();
     let shutdown = shutdown_on_signal();
-    ratecast::run(config, listener, shutdown)
+    ratecast::run(listener, config, metrics, shutdown)
         .await
         .context("ratecast failed")
 }

@@ -15,10 +15,14 @@ use std::{
 
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use ratecast_core::{retry::Backoff, sync::lock};
+use ratecast_core::{
+    protocol::{ServerMessage, WirePoint},
+    retry::Backoff,
+    sync::lock,
+};
 use ratecast_process::ErrorChain;
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -46,17 +50,29 @@ pub enum Color {
     Never,
 }
 
-/// Why watching could not start.
+/// Why watching could not start, or one connection failed (then it is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("cannot reach {url}")]
     Connect {
         url: String,
         #[source]
-        source: Box<tokio_tungstenite::tungstenite::Error>,
+        source: Box<tungstenite::Error>,
     },
-    #[error("the server did not answer the assets request: {0}")]
-    Assets(String),
+    #[error("cannot send the {action} request")]
+    Send {
+        action: &'static str,
+        #[source]
+        source: Box<tungstenite::Error>,
+    },
+    #[error("the connection failed before the server answered the assets request")]
+    Receive(#[source] Box<tungstenite::Error>),
+    #[error("the server closed the connection before answering the assets request")]
+    ClosedBeforeAssets,
+    #[error("the server refused the assets request: {code}: {error}")]
+    AssetsRefused { code: String, error: String },
+    #[error("the server answered the assets request with another message")]
+    UnexpectedAnswer,
     #[error("unknown asset {0:?}; the server has: {1}")]
     UnknownAsset(String, String),
 }
@@ -108,29 +124,45 @@ async fn connect(url: &str) -> Result<Socket, WatchError> {
     Ok(socket)
 }
 
-/// `(id, name)` of every asset the server tracks.
-async fn list_assets(socket: &mut Socket) -> Result<Vec<(u64, String)>, WatchError> {
-    let request = json!({"action": "assets", "message": {}}).to_string();
+/// Sends the request `{"action": action, "message": message}`.
+async fn send(
+    socket: &mut Socket,
+    action: &'static str,
+    message: serde_json::Value,
+) -> Result<(), WatchError> {
+    let request = json!({"action": action, "message": message}).to_string();
     socket
         .send(Message::text(request))
         .await
-        .map_err(|e| WatchError::Assets(e.to_string()))?;
-    let reply = next_json(socket)
-        .await
-        .ok_or_else(|| WatchError::Assets("connection closed".into()))?;
-    reply["message"]["assets"]
-        .as_array()
-        .map(|assets| {
-            assets
-                .iter()
-                .filter_map(|a| Some((a["id"].as_u64()?, a["name"].as_str()?.to_owned())))
-                .collect()
+        .map_err(|source| WatchError::Send {
+            action,
+            source: Box::new(source),
         })
-        .ok_or_else(|| WatchError::Assets(reply.to_string()))
+}
+
+/// `(id, name)` of every asset the server tracks.
+async fn list_assets(socket: &mut Socket) -> Result<Vec<(u32, String)>, WatchError> {
+    send(socket, "assets", json!({})).await?;
+    let reply = next_message(socket)
+        .await
+        .map_err(|source| WatchError::Receive(Box::new(source)))?
+        .ok_or(WatchError::ClosedBeforeAssets)?;
+    match reply {
+        ServerMessage::Assets(message) => Ok(message
+            .assets
+            .into_iter()
+            .map(|asset| (asset.id, asset.name.into_owned()))
+            .collect()),
+        ServerMessage::Error(refusal) => Err(WatchError::AssetsRefused {
+            code: refusal.code.into_owned(),
+            error: refusal.error.into_owned(),
+        }),
+        _ => Err(WatchError::UnexpectedAnswer),
+    }
 }
 
 /// The requested assets (case-insensitive), or all when none is requested.
-fn choose(assets: &[(u64, String)], wanted: &[String]) -> Result<Vec<(u64, String)>, WatchError> {
+fn choose(assets: &[(u32, String)], wanted: &[String]) -> Result<Vec<(u32, String)>, WatchError> {
     if wanted.is_empty() {
         return Ok(assets.to_vec());
     }
@@ -149,16 +181,20 @@ fn choose(assets: &[(u64, String)], wanted: &[String]) -> Result<Vec<(u64, Strin
         .collect()
 }
 
-/// The next text frame as JSON; `None` when the connection ends.
-async fn next_json(socket: &mut Socket) -> Option<Value> {
+/// The next server message; `None` when the server closes the connection.
+/// A text frame that is not a server message is logged and skipped.
+async fn next_message(
+    socket: &mut Socket,
+) -> Result<Option<ServerMessage<'static>>, tungstenite::Error> {
     loop {
-        match socket.next().await? {
-            Ok(Message::Text(text)) => match serde_json::from_str(&text) {
-                Ok(value) => return Some(value),
-                Err(error) => warn!(%error, "ignoring a frame that is not JSON"),
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => match ServerMessage::parse(&text) {
+                Ok(message) => return Ok(Some(message)),
+                Err(error) => warn!(%error, "ignoring a frame that is not a server message"),
             },
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
+            Some(Ok(Message::Close(_))) | None => return Ok(None),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error),
         }
     }
 }
@@ -166,7 +202,7 @@ async fn next_json(socket: &mut Socket) -> Option<Value> {
 /// One asset's connection, reconnecting as needed.
 struct AssetWatch<W> {
     url: String,
-    id: u64,
+    id: u32,
     name: String,
     colour: bool,
     out: Arc<Mutex<W>>,
@@ -185,7 +221,9 @@ impl<W: Write> AssetWatch<W> {
             };
             match outcome {
                 Ok(()) => backoff.reset(),
-                Err(error) => warn!(asset = %self.name, %error, "connection failed"),
+                Err(error) => {
+                    warn!(asset = %self.name, error = %ErrorChain(&error), "connection failed");
+                }
             }
             let delay = backoff.next_delay();
             info!(asset = %self.name, retry_in = ?delay, "disconnected; reconnecting");
@@ -197,37 +235,34 @@ impl<W: Write> AssetWatch<W> {
     }
 
     /// One connection: subscribe (with `since` after the first), print until it ends.
-    async fn session(&mut self) -> Result<(), String> {
-        let mut socket = connect(&self.url)
-            .await
-            .map_err(|e| ErrorChain(&e).to_string())?;
+    /// A connection that ends, cleanly or not, after subscribing is `Ok`: it
+    /// is simply reconnected.
+    async fn session(&mut self) -> Result<(), WatchError> {
+        let mut socket = connect(&self.url).await?;
         let mut message = json!({ "assetId": self.id });
         if let Some((since, _)) = self.last {
             message["since"] = json!(since);
         }
-        let request = json!({"action": "subscribe", "message": message}).to_string();
-        socket
-            .send(Message::text(request))
-            .await
-            .map_err(|e| e.to_string())?;
-        while let Some(frame) = next_json(&mut socket).await {
-            match frame["action"].as_str() {
-                Some("asset_history") => self.on_history(&frame["message"]["points"]),
-                Some("point") => self.on_point(&frame["message"]),
-                Some("error") => {
-                    warn!(asset = %self.name, error = %frame["message"], "server error")
+        send(&mut socket, "subscribe", message).await?;
+        loop {
+            match next_message(&mut socket).await {
+                Ok(Some(ServerMessage::AssetHistory(history))) => self.on_history(&history.points),
+                Ok(Some(ServerMessage::Point(point))) => self.on_point(&point),
+                Ok(Some(ServerMessage::Error(refusal))) => {
+                    warn!(asset = %self.name, code = %refusal.code, error = %refusal.error, "server error");
                 }
-                _ => {}
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    info!(asset = %self.name, error = %ErrorChain(&error), "connection lost");
+                    return Ok(());
+                }
             }
         }
-        Ok(())
     }
 
-    fn on_history(&mut self, points: &Value) {
-        let points: Vec<(i64, f64)> = points
-            .as_array()
-            .map(|points| points.iter().filter_map(time_value).collect())
-            .unwrap_or_default();
+    fn on_history(&mut self, points: &[WirePoint<'_>]) {
+        let points: Vec<(i64, f64)> = points.iter().map(time_value).collect();
         if self.last.is_some() {
             // A resumed subscription: these are the points missed while away.
             for point in points {
@@ -252,10 +287,8 @@ impl<W: Write> AssetWatch<W> {
         self.last = points.last().copied();
     }
 
-    fn on_point(&mut self, message: &Value) {
-        if let Some(point) = time_value(message) {
-            self.print_point(point);
-        }
+    fn on_point(&mut self, point: &WirePoint<'_>) {
+        self.print_point(time_value(point));
     }
 
     fn print_point(&mut self, (time, value): (i64, f64)) {
@@ -291,8 +324,8 @@ impl<W: Write> AssetWatch<W> {
     }
 }
 
-fn time_value(point: &Value) -> Option<(i64, f64)> {
-    Some((point["time"].as_i64()?, point["value"].as_f64()?))
+fn time_value(point: &WirePoint<'_>) -> (i64, f64) {
+    (point.time, point.value)
 }
 
 /// `+0.00031 (+0.03%)`, `-1.2 (-0.80%)` or `0 (0.00%)`.
@@ -350,6 +383,20 @@ mod tests {
         assert_eq!(change(1.0, 1.1), "▲ +0.1 (+10.00%)");
         assert_eq!(change(150.0, 148.5), "▼ -1.5 (-1.00%)");
         assert_eq!(change(2.0, 2.0), "= 0 (+0.00%)");
+    }
+
+    #[tokio::test]
+    async fn a_failed_connection_reports_its_cause() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port");
+        let url = format!("ws://{closed}/");
+        let error = connect(&url).await.expect_err("nothing listens there");
+        let chain = ErrorChain(&error).to_string();
+        assert!(
+            chain.starts_with(&format!("cannot reach {url}: ")) && chain.contains("refused"),
+            "{chain}"
+        );
     }
 
     #[test]

@@ -1,9 +1,13 @@
 //! The all-in-one service end to end: a real HTTP upstream on loopback, the
 //! fetcher polling it, the embedded store, the API and real websocket clients.
 
+mod support;
+
+use support::start_service;
+
 use std::time::Duration;
 
-use ratecast_testkit::{Client, FakeUpstream, Reply, Service, WAIT, http_get, rates_body};
+use ratecast_testkit::{Client, FakeUpstream, Reply, WAIT, http_get, rates_body};
 
 #[tokio::test]
 async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
@@ -13,7 +17,7 @@ async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
     ])))
     .await;
     let service =
-        Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
+        start_service(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
     let mut client = Client::connect(service.addr).await;
     client.subscribe(1).await;
     let first = client.expect("point").await;
@@ -45,7 +49,7 @@ async fn upstream_quotes_reach_a_subscriber_as_mid_prices_every_second() {
 
 #[tokio::test]
 async fn without_an_upstream_simulated_rates_come_with_a_full_30_minute_history() {
-    let service = Service::start(&["--assets", "EURUSD,USDJPY"]).await;
+    let service = start_service(&["--assets", "EURUSD,USDJPY"]).await;
     let mut client = Client::connect(service.addr).await;
     let history = client.subscribe(2).await;
     assert!(
@@ -87,7 +91,7 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
 async fn metrics_show_the_fetcher_and_the_api_at_work() {
     let upstream = FakeUpstream::start(Reply::Body(rates_body(&[("EURUSD", "1.1", "1.2")]))).await;
     let service =
-        Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
+        start_service(&["--rates-url", &upstream.url(), "--assets", "EURUSD,USDJPY"]).await;
     let mut client = Client::connect(service.addr).await;
     client.subscribe(1).await;
     client.expect("point").await;
@@ -124,7 +128,7 @@ async fn metrics_show_the_fetcher_and_the_api_at_work() {
 #[tokio::test]
 async fn readyz_reports_a_failing_upstream_as_detail() {
     let upstream = FakeUpstream::start(Reply::Status(503)).await;
-    let service = Service::start(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
+    let service = start_service(&["--rates-url", &upstream.url(), "--assets", "EURUSD"]).await;
     let body = tokio::time::timeout(WAIT, async {
         loop {
             let (status, body) = http_get(service.addr, "/readyz").await;

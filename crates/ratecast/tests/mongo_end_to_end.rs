@@ -2,8 +2,12 @@
 //! hub → websocket clients. Runs only when `RATECAST_TEST_MONGODB_URI` names a
 //! replica set; otherwise each test prints why it skipped.
 
+mod support;
+
+use support::start_service;
+
 use ratecast_testkit::{
-    Client, FakeUpstream, Reply, Service,
+    Client, FakeUpstream, Reply,
     mongo::{fresh_database, test_uri},
     rates_body,
 };
@@ -28,7 +32,7 @@ async fn points_flow_through_the_change_stream_and_a_second_replica_serves_the_s
         "--assets",
         "EURUSD",
     ];
-    let first = Service::start(&args).await;
+    let first = start_service(&args).await;
     let mut client = Client::connect(first.addr).await;
     client.subscribe(1).await;
     let mut seen = Vec::new();
@@ -41,7 +45,7 @@ async fn points_flow_through_the_change_stream_and_a_second_replica_serves_the_s
 
     // A second process on the same database (also fetching: duplicates are
     // ignored) loads its window from MongoDB: it holds every point seen live.
-    let second = Service::start(&args).await;
+    let second = start_service(&args).await;
     let mut other = Client::connect(second.addr).await;
     let history: Vec<i64> = other.subscribe(1).await.iter().map(time_of).collect();
     for t in &seen {

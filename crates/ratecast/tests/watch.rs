@@ -1,16 +1,19 @@
 //! `ratecast watch` against the real server: history summary, one line per point,
-//! and a reconnect after the server restarts that neither repeats nor skips.
+//! a reconnect after the server restarts that neither repeats nor skips, and the
+//! real binary's `watch` untouched by the serve settings in its environment.
 
 use std::{
-    io::Write,
+    io::{BufRead, BufReader, Read, Write},
+    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use clap::Parser;
 use ratecast::watch::{Color, WatchArgs};
-use ratecast_testkit::WAIT;
+use ratecast_testkit::{WAIT, process::ServerProcess};
 use tokio_util::sync::CancellationToken;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ratecast");
 
 /// A writer the test can read while the watcher writes.
 #[derive(Clone, Default)]
@@ -59,10 +62,15 @@ fn start(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), ratecast::RunError>>,
 ) {
-    let config =
-        ratecast::Config::try_parse_from(["ratecast", "--assets", "EURUSD,USDJPY"]).expect("flags");
+    let config = ratecast_process::parse_ignoring_env::<ratecast::Config, _, _>([
+        "ratecast",
+        "--assets",
+        "EURUSD,USDJPY",
+    ])
+    .expect("flags");
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(ratecast::run(config, listener, shutdown.clone()));
+    let metrics = ratecast_process::metrics::install_recorder();
+    let task = tokio::spawn(ratecast::run(listener, config, metrics, shutdown.clone()));
     (shutdown, task)
 }
 
@@ -126,4 +134,70 @@ async fn watch_prints_a_summary_then_points_and_resumes_after_a_server_restart()
     watcher.await.expect("watch task").expect("watch ran");
     shutdown.cancel();
     server.await.expect("task").expect("clean stop");
+}
+
+/// A child process killed when dropped, so a failing test leaves none behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binarys_watch_runs_whatever_serve_settings_its_environment_holds() {
+    let server = ServerProcess::start(BIN, &["--assets", "EURUSD,USDJPY"], &[]).await;
+    // Every one of these stops `ratecast` from serving (tests/cli.rs); none is
+    // `watch`'s business.
+    let poisoned = [
+        ("SERVER_PORT", "not-a-port"),
+        ("SERVER_HOST", ""),
+        ("ASSET_LIST", "EURUSD,,USDJPY"),
+        ("MEMORY_RETENTION", "soon"),
+        ("EMCONT_EXCHANGE_RATES_URL", "not a url"),
+    ];
+    let url = format!("ws://{}/", server.addr);
+    let mut watch = Killed(
+        Command::new(BIN)
+            .args(["watch", "--url", &url, "--color", "never", "usdjpy"])
+            .env_clear()
+            .envs(poisoned)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts"),
+    );
+    let stdout = watch.0.stdout.take().expect("piped stdout");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let printed = tokio::time::timeout(WAIT, async {
+        // The history summary, then a point.
+        while seen.len() < 2 {
+            seen.push(lines.recv().await?);
+        }
+        Some(())
+    })
+    .await;
+    if printed != Ok(Some(())) {
+        let _ = watch.0.kill();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = watch.0.stderr.take() {
+            let _ = pipe.read_to_string(&mut stderr);
+        }
+        panic!("watch printed {seen:?}; its stderr:\n{stderr}");
+    }
+    assert!(
+        seen[0].contains("USDJPY: ") && seen[0].contains("points from"),
+        "{seen:?}"
+    );
+    assert!(seen[1].contains(" USDJPY "), "{seen:?}");
 }

@@ -3,12 +3,13 @@
 
 use std::process::Command;
 
-/// Runs `binary` with `args`, `env` set and `MONGO_CONNECTION_URI` removed
-/// (unless `env` sets it), and returns its exit code and stderr lines.
+/// Runs `binary` with `args` and nothing in its environment but `env` (so no
+/// setting exported where the tests run reaches it), and returns its exit code
+/// and stderr lines.
 pub fn run_binary(binary: &str, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, Vec<String>) {
     let output = Command::new(binary)
         .args(args)
-        .env_remove("MONGO_CONNECTION_URI")
+        .env_clear()
         .envs(env.iter().copied())
         .output()
         .expect("the binary runs");

@@ -3,11 +3,12 @@
 //!
 //! A scriptable HTTP upstream on loopback ([`upstream`]), plain HTTP requests and
 //! readiness waits ([`http`]), a websocket client that waits with deadlines
-//! ([`client`]), the real servers spawned on port 0 ([`spawn`]), the real
+//! ([`client`]), a server future spawned on port 0 ([`spawn`]), the real
 //! binaries run with an environment ([`binary`]) or as a server process whose
 //! memory and metrics are its own ([`process`]), a raw websocket client that
 //! sends what a library would refuse to ([`raw`]) and stores that misbehave on
-//! purpose ([`rigged`]). Every wait is bounded by [`WAIT`].
+//! purpose ([`rigged`]). Every wait is bounded by [`WAIT`]. It links no product
+//! crate but `ratecast-core`: tests of every crate use it without a cycle.
 
 pub mod binary;
 pub mod client;
@@ -25,7 +26,7 @@ use ratecast_core::{AssetId, Point};
 
 pub use client::{Client, Received};
 pub use http::{http_get, metric, wait_for_metric_above, wait_ready};
-pub use spawn::{ApiServer, Service};
+pub use spawn::{Spawned, TEST_RETENTION_SECS, spawn_server};
 pub use upstream::{FakeUpstream, Reply, rates_body};
 
 /// How long any single wait in a test may take before the test fails.

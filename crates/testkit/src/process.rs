@@ -17,17 +17,15 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `binary` with `args` (after `--host 127.0.0.1 --port 0`) and an
-    /// environment cleared of the settings a developer may have exported
-    /// (`MONGO_CONNECTION_URI`, `EMCONT_EXCHANGE_RATES_URL`) plus `env`, and
-    /// waits until it is ready. With `RATECAST_TEST_SERVER_LOG=1` in the test's
+    /// Starts `binary` with `args` (after `--host 127.0.0.1 --port 0`) and
+    /// nothing in its environment but `RUST_LOG=info` and `env` (so no setting
+    /// exported where the tests run reaches it), and waits until it is ready. With `RATECAST_TEST_SERVER_LOG=1` in the test's
     /// environment, the server's log is copied to the test's stderr.
     pub async fn start(binary: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(binary)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
-            .env_remove("MONGO_CONNECTION_URI")
-            .env_remove("EMCONT_EXCHANGE_RATES_URL")
+            .env_clear()
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stderr(Stdio::piped())

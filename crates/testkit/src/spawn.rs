@@ -1,81 +1,41 @@
-//! The real servers on 127.0.0.1:0, ready before the test goes on: the API alone
-//! over a memory store the test writes into, and the all-in-one service as
-//! `cargo run` starts it.
+//! A server under test on 127.0.0.1:0, ready (`/readyz` 200) before the test
+//! goes on. What it runs is the caller's: the harness links no product crate
+//! but `ratecast-core`, so every crate's tests can use it without a dependency
+//! cycle (the API's and the all-in-one's starters live in their own `tests/`).
 
-use std::net::SocketAddr;
+use std::{future::Future, net::SocketAddr};
 
-use ratecast_api::ServerConfig;
-use ratecast_core::{AssetList, MemoryStore, Point, PointSink, memory::DEFAULT_RETENTION_SECS};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Client, wait_ready};
+use crate::wait_ready;
 
-/// The API alone on a memory store the test writes into.
-pub struct ApiServer {
-    pub addr: SocketAddr,
-    pub store: MemoryStore,
-    pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), ratecast_api::ApiError>>,
-}
+/// Retention of the memory stores tests build: a day, longer than any test
+/// reaches back. (The product's default is `MEMORY_RETENTION`'s.)
+pub const TEST_RETENTION_SECS: i64 = 86_400;
 
-impl ApiServer {
-    pub async fn start(assets: &str) -> Self {
-        Self::start_with(assets, ServerConfig::default()).await
-    }
-
-    pub async fn start_with(assets: &str, config: ServerConfig) -> Self {
-        let assets: AssetList = assets.parse().expect("valid asset list");
-        let store = MemoryStore::new(assets.clone(), DEFAULT_RETENTION_SECS);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind api");
-        let addr = listener.local_addr().expect("api addr");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ratecast_api::run(
-            listener,
-            assets,
-            store.clone(),
-            std::future::ready(Ok(())),
-            config,
-            shutdown.clone(),
-        ));
-        wait_ready(addr).await;
-        Self {
-            addr,
-            store,
-            shutdown,
-            task,
-        }
-    }
-
-    pub async fn insert(&self, points: &[Point]) {
-        self.store.insert(points).await.expect("memory insert");
-    }
-
-    pub async fn client(&self) -> Client {
-        Client::connect(self.addr).await
-    }
-}
-
-/// The all-in-one service, as `cargo run` starts it, with the given flags.
-pub struct Service {
+/// A server running on `addr` until `shutdown` is cancelled; `task` is its run.
+pub struct Spawned<T> {
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), ratecast::RunError>>,
+    pub task: JoinHandle<T>,
 }
 
-impl Service {
-    pub async fn start(args: &[&str]) -> Self {
-        let argv = std::iter::once("ratecast").chain(args.iter().copied());
-        let config = <ratecast::Config as clap::Parser>::try_parse_from(argv).expect("valid flags");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind service");
-        let addr = listener.local_addr().expect("service addr");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(ratecast::run(config, listener, shutdown.clone()));
-        wait_ready(addr).await;
-        Self {
-            addr,
-            shutdown,
-            task,
-        }
+/// Binds 127.0.0.1:0, spawns `run(listener, shutdown)` and waits until it is ready.
+pub async fn spawn_server<T, F, Fut>(run: F) -> Spawned<T>
+where
+    F: FnOnce(std::net::TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a server");
+    let addr = listener.local_addr().expect("the server's address");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(run(listener, shutdown.clone()));
+    wait_ready(addr).await;
+    Spawned {
+        addr,
+        shutdown,
+        task,
     }
 }

@@ -1,68 +1,46 @@
-//! Server frames: every message the server sends, serialized once into a
-//! [`ByteString`] that any number of connections can share.
+//! Server frames: every message the server sends ([`ServerMessage`]),
+//! serialized once into a [`ByteString`] that any number of connections can share.
+
+use std::borrow::Cow;
 
 use bytestring::ByteString;
-use serde::Serialize;
 
-use super::request::RequestError;
+use super::{
+    messages::{
+        AssetsMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage,
+        UnsubscribedMessage, WireAsset, WirePoint,
+    },
+    request::RequestError,
+};
 use crate::{
     asset::{Asset, AssetId, AssetList},
     point::Point,
 };
 
-#[derive(Serialize)]
-struct Envelope<'a, T> {
-    action: &'a str,
-    message: T,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WirePoint<'a> {
-    asset_name: &'a str,
-    time: i64,
-    asset_id: u32,
-    value: f64,
-}
-
-#[derive(Serialize)]
-struct WireAsset<'a> {
-    id: u32,
-    name: &'a str,
-}
-
-#[derive(Serialize)]
-struct AssetsMessage<'a> {
-    assets: Vec<WireAsset<'a>>,
-}
-
-#[derive(Serialize)]
-struct PointsMessage<'a> {
-    points: Vec<WirePoint<'a>>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RangeMessage<'a> {
-    asset_id: u32,
-    from: i64,
-    to: i64,
-    points: Vec<WirePoint<'a>>,
-    /// Where the next page starts, when the request reached further than `to`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<i64>,
-}
-
-#[derive(Serialize)]
-struct ErrorMessage<'a> {
-    code: &'a str,
-    error: &'a str,
-}
-
-fn frame<T: Serialize>(action: &str, message: T) -> ByteString {
-    let json = serde_json::to_string(&Envelope { action, message })
+fn frame(message: &ServerMessage<'_>) -> ByteString {
+    let json = serde_json::to_string(message)
         .expect("plain structs of strings and finite numbers always serialize");
     ByteString::from(json)
+}
+
+/// `point` as its messages carry it, borrowing its name.
+fn wire_point(point: &Point) -> WirePoint<'_> {
+    WirePoint {
+        asset_name: Cow::Borrowed(&point.asset_name),
+        time: point.time,
+        asset_id: point.asset_id.0,
+        value: point.value,
+    }
+}
+
+/// `asset`'s point `(time, value)` as its messages carry it.
+fn asset_point(asset: &Asset, (time, value): (i64, f64)) -> WirePoint<'_> {
+    WirePoint {
+        asset_name: Cow::Borrowed(&asset.name),
+        time,
+        asset_id: asset.id.0,
+        value,
+    }
 }
 
 /// `{"action":"assets","message":{"assets":[{"id":1,"name":"EURUSD"},…]}}`
@@ -71,23 +49,15 @@ pub fn assets_frame(assets: &AssetList) -> ByteString {
         .iter()
         .map(|a| WireAsset {
             id: a.id.0,
-            name: &a.name,
+            name: Cow::Borrowed(&a.name),
         })
         .collect();
-    frame("assets", AssetsMessage { assets })
+    frame(&ServerMessage::Assets(AssetsMessage { assets }))
 }
 
 /// `{"action":"point","message":{"assetName":…,"time":…,"assetId":…,"value":…}}`
 pub fn point_frame(point: &Point) -> ByteString {
-    frame(
-        "point",
-        WirePoint {
-            asset_name: &point.asset_name,
-            time: point.time,
-            asset_id: point.asset_id.0,
-            value: point.value,
-        },
-    )
+    frame(&ServerMessage::Point(wire_point(point)))
 }
 
 /// What a `point` frame holds before its point object.
@@ -104,27 +74,14 @@ pub const HISTORY_FRAME_SUFFIX: &str = "]}}";
 /// builds both frames from these bytes ([`POINT_FRAME_PREFIX`],
 /// [`HISTORY_FRAME_PREFIX`] and their suffixes around them).
 pub fn write_point_object(out: &mut Vec<u8>, point: &Point) {
-    let object = WirePoint {
-        asset_name: &point.asset_name,
-        time: point.time,
-        asset_id: point.asset_id.0,
-        value: point.value,
-    };
-    serde_json::to_writer(out, &object)
+    serde_json::to_writer(out, &wire_point(point))
         .expect("a struct of a string and finite numbers always serializes");
 }
 
 /// `{"action":"asset_history","message":{"points":[…]}}` for `asset`'s `(time, value)` pairs.
 pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) -> ByteString {
-    let points = points
-        .map(|(time, value)| WirePoint {
-            asset_name: &asset.name,
-            time,
-            asset_id: asset.id.0,
-            value,
-        })
-        .collect();
-    frame("asset_history", PointsMessage { points })
+    let points = points.map(|point| asset_point(asset, point)).collect();
+    frame(&ServerMessage::AssetHistory(PointsMessage { points }))
 }
 
 /// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`,
@@ -138,50 +95,31 @@ pub fn range_frame(
 ) -> ByteString {
     let points = points
         .iter()
-        .map(|p| WirePoint {
-            asset_name: &asset.name,
-            time: p.time,
-            asset_id: asset.id.0,
-            value: p.value,
-        })
+        .map(|p| asset_point(asset, (p.time, p.value)))
         .collect();
-    frame(
-        "history",
-        RangeMessage {
-            asset_id: asset.id.0,
-            from,
-            to,
-            points,
-            next,
-        },
-    )
+    frame(&ServerMessage::History(RangeMessage {
+        asset_id: asset.id.0,
+        from,
+        to,
+        points,
+        next,
+    }))
 }
 
 /// `{"action":"unsubscribed","message":{"assetId":N|null}}`: the asset that was
 /// followed, if any.
 pub fn unsubscribed_frame(asset: Option<AssetId>) -> ByteString {
-    #[derive(Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Unsubscribed {
-        asset_id: Option<u32>,
-    }
-    frame(
-        "unsubscribed",
-        Unsubscribed {
-            asset_id: asset.map(|a| a.0),
-        },
-    )
+    frame(&ServerMessage::Unsubscribed(UnsubscribedMessage {
+        asset_id: asset.map(|a| a.0),
+    }))
 }
 
 /// `{"action":"error","message":{"code":…,"error":…}}`
 pub fn error_frame(error: &RequestError) -> ByteString {
-    frame(
-        "error",
-        ErrorMessage {
-            code: error.code.as_str(),
-            error: &error.message,
-        },
-    )
+    frame(&ServerMessage::Error(ErrorMessage {
+        code: Cow::Borrowed(error.code.as_str()),
+        error: Cow::Borrowed(&error.message),
+    }))
 }
 
 #[cfg(test)]

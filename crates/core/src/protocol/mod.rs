@@ -1,14 +1,20 @@
 //! The websocket wire protocol: client requests in ([`request`]), server frames
-//! out ([`frames`]). The exact shapes are documented in `docs/protocol.md` and
-//! `docs/asyncapi.yaml`.
+//! out ([`frames`]), built from the shapes of the server's messages
+//! ([`messages`]), which clients read back. The exact shapes are documented in
+//! `docs/protocol.md` and `docs/asyncapi.yaml`.
 
 pub mod frames;
+pub mod messages;
 pub mod request;
 
 pub use frames::{
     HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX,
     assets_frame, error_frame, history_frame, point_frame, range_frame, unsubscribed_frame,
     write_point_object,
+};
+pub use messages::{
+    AssetsMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage, UnsubscribedMessage,
+    WireAsset, WirePoint,
 };
 pub use request::{
     ACTIONS, ClientRequest, ErrorCode, MAX_HISTORY_SPAN_SECS, RequestError, parse_request,

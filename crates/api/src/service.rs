@@ -1,14 +1,16 @@
 //! One `ratecast-api` replica of the multi-process deployment: its command line
 //! and its wiring over MongoDB (one change stream per process; run any number of
 //! replicas behind a load balancer). The routes and the server lifecycle are in
-//! [`server`](crate::server); the binary only parses [`ReplicaArgs`] and calls
-//! [`run_replica`].
+//! [`server`](crate::server); the binary only parses [`ApiArgs`] and calls
+//! [`run_service`].
 
 use std::net::TcpListener;
 
 use clap::Parser;
 use ratecast_mongo::{MongoStore, SetupError};
-use ratecast_process::{AssetArgs, LogArgs, MongoArgs, retry::retry_transient};
+use ratecast_process::{
+    AssetArgs, LogArgs, MongoArgs, metrics::PrometheusHandle, startup::retry_transient,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{ApiError, ServerArgs, StartupError};
@@ -25,7 +27,7 @@ use crate::{ApiError, ServerArgs, StartupError};
         Every flag can also be set by the environment variable shown with it.",
     mut_arg("mongo_uri", ratecast_process::args::required_mongo_uri)
 )]
-pub struct ReplicaArgs {
+pub struct ApiArgs {
     #[command(flatten)]
     pub mongo: MongoArgs,
 
@@ -39,9 +41,9 @@ pub struct ReplicaArgs {
     pub log: LogArgs,
 }
 
-/// Why a replica stopped with an error.
+/// Why the `ratecast-api` service stopped with an error.
 #[derive(Debug, thiserror::Error)]
-pub enum ReplicaError {
+pub enum ServiceError {
     #[error("MONGO_CONNECTION_URI is required")]
     NoMongoUri,
     #[error(transparent)]
@@ -51,13 +53,14 @@ pub enum ReplicaError {
 }
 
 /// Serves on `listener` at once while MongoDB is set up (retried with backoff);
-/// `/readyz` answers 503 until the window is loaded.
-pub async fn run_replica(
-    args: ReplicaArgs,
+/// `/readyz` answers 503 until the window is loaded; `/metrics` renders `metrics`.
+pub async fn run_service(
     listener: TcpListener,
+    args: ApiArgs,
+    metrics: PrometheusHandle,
     shutdown: CancellationToken,
-) -> Result<(), ReplicaError> {
-    let uri = args.mongo.uri.as_deref().ok_or(ReplicaError::NoMongoUri)?;
+) -> Result<(), ServiceError> {
+    let uri = args.mongo.uri.as_deref().ok_or(ServiceError::NoMongoUri)?;
     let store = MongoStore::new(uri, &args.mongo.db, args.assets.list.clone())?;
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "websocket API listening on ws://{addr}/");
@@ -65,22 +68,26 @@ pub async fn run_replica(
     let startup = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
         async move {
-            let prepared = retry_transient(
+            retry_transient(
                 "connecting to MongoDB",
                 &shutdown,
                 SetupError::is_transient,
-                || store.prepare(None),
+                || store.prepare_reader(),
             )
             .await
-            .map_err(StartupError::from)?;
-            match prepared {
-                Some(()) => Ok(()),
-                // Shut down while connecting: `run` ends on the same token, cleanly.
-                None => std::future::pending().await,
-            }
+            .map_err(StartupError::from)
         }
     };
     let config = args.server.server_config();
-    crate::run(listener, args.assets.list, store, startup, config, shutdown).await?;
+    crate::run(
+        listener,
+        args.assets.list,
+        store,
+        startup,
+        config,
+        metrics,
+        shutdown,
+    )
+    .await?;
     Ok(())
 }

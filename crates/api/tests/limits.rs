@@ -1,16 +1,22 @@
-//! Hostile and broken clients over real sockets: idle peers, floods, connection
-//! and origin limits, and a client that stops reading.
+//! The per-connection limits over real sockets: idle timeout, rate limit, message
+//! size (1009), connection limit, allowed origins, and a client that stops
+//! reading. Attacks below the message layer (raw frames, zero windows, slow
+//! request heads) are in `crates/ratecast/tests/hostile.rs`, against the binary.
+
+mod support;
 
 use std::time::Duration;
 
 use ratecast_api::{ServerConfig, SessionConfig};
 use ratecast_core::time::unix_now_secs;
-use ratecast_testkit::{ApiServer, Client, WAIT, metric, point, wait_for_metric_above};
+use ratecast_testkit::{Client, WAIT, metric, point, wait_for_metric_above};
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest, http::HeaderValue, protocol::frame::coding::CloseCode,
 };
 
-const ASSETS: &str = "EURUSD,USDJPY";
+use support::ApiServer;
+
+const ASSETS: &str = "EURUSD,USDJPY,GBPUSD";
 
 fn config(session: SessionConfig) -> ServerConfig {
     ServerConfig {
@@ -98,6 +104,58 @@ async fn a_burst_over_the_rate_limit_is_answered_rate_limited_and_a_flood_is_clo
     }
     let close = client.expect_close().await;
     assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Policy));
+}
+
+#[tokio::test]
+async fn a_message_over_4_kib_closes_with_1009_and_others_keep_being_served() {
+    let server = ApiServer::start(ASSETS).await;
+    let mut bystander = server.client().await;
+    let mut client = server.client().await;
+    client
+        .send_text(&format!(
+            r#"{{"action":"assets","message":{{"pad":"{}"}}}}"#,
+            "x".repeat(5000)
+        ))
+        .await;
+    let close = client.expect_close().await;
+    assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Size));
+    bystander
+        .send_text(r#"{"action":"assets","message":{}}"#)
+        .await;
+    bystander.expect("assets").await;
+}
+
+#[tokio::test]
+async fn fragments_adding_up_to_over_4_kib_close_with_1009() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let server = ApiServer::start(ASSETS).await;
+    let mut client = server.client().await;
+    let chunk = vec![b'x'; 1500];
+    let first = Frame::message(chunk.clone(), OpCode::Data(Data::Text), false);
+    client.send(Message::Frame(first)).await;
+    for _ in 0..3 {
+        let more = Frame::message(chunk.clone(), OpCode::Data(Data::Continue), false);
+        client.send(Message::Frame(more)).await;
+    }
+    let close = client.expect_close().await;
+    assert_eq!(close.map(|(code, _)| code), Some(CloseCode::Size));
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_with_1009_and_the_server_keeps_serving() {
+    let server = ApiServer::start(ASSETS).await;
+    let mut big = server.client().await;
+    big.send(Message::binary(vec![0u8; 64 * 1024])).await;
+    assert_eq!(
+        big.expect_close().await.map(|(c, _)| c),
+        Some(CloseCode::Size)
+    );
+    let mut next = Client::connect(server.addr).await;
+    next.send_text(r#"{"action":"assets","message":{}}"#).await;
+    next.expect("assets").await;
 }
 
 #[tokio::test]
@@ -254,40 +312,4 @@ async fn a_client_that_stops_reading_is_closed_and_100_others_get_every_point() 
         close.is_none() || close == Some((CloseCode::Policy, "slow consumer".to_owned())),
         "the slow consumer was closed as one: {close:?}"
     );
-}
-
-#[tokio::test]
-async fn an_oversized_frame_closes_with_1009_and_the_server_keeps_serving() {
-    let server = ApiServer::start(ASSETS).await;
-    let mut big = server.client().await;
-    big.send(Message::binary(vec![0u8; 64 * 1024])).await;
-    assert_eq!(
-        big.expect_close().await.map(|(c, _)| c),
-        Some(CloseCode::Size)
-    );
-    let mut next = Client::connect(server.addr).await;
-    next.send_text(r#"{"action":"assets","message":{}}"#).await;
-    next.expect("assets").await;
-}
-
-#[tokio::test]
-async fn a_burst_larger_than_the_point_buffer_reaches_every_subscriber_once_and_in_order() {
-    let server = ApiServer::start(ASSETS).await;
-    let mut clients = Vec::new();
-    for _ in 0..10 {
-        let mut client = server.client().await;
-        assert!(client.subscribe(2).await.is_empty());
-        clients.push(client);
-    }
-    // Like a fetcher flushing a backlog after a store outage: 600 points at once.
-    let now = unix_now_secs();
-    let burst: Vec<_> = (now - 600..now)
-        .map(|t| point(2, "USDJPY", t, 150.0))
-        .collect();
-    server.insert(&burst).await;
-    for client in &mut clients {
-        for t in now - 600..now {
-            assert_eq!(client.expect("point").await["time"], t);
-        }
-    }
 }

@@ -1,6 +1,7 @@
-//! The start-up retry loop of a service: keep trying while the failure is
-//! transient (the database is still starting, electing or unreachable), give up at
-//! once on a permanent one (a bad URI, a conflicting asset list), stop on shutdown.
+//! A service's start-up loop: keep trying its set-up (MongoDB's, today) while the
+//! failure is transient (the database is still starting, electing or
+//! unreachable), give up at once on a permanent one (a bad URI, a conflicting
+//! asset list), stop on shutdown. Every service's start-up goes through here.
 
 use std::future::Future;
 
