@@ -1,30 +1,39 @@
 #!/usr/bin/env bash
-# End-to-end smoke test of the compose stack (docker-compose.yaml), on a machine with
-# Docker and Compose v2:
+# End-to-end test of the compose stack (docker-compose.yaml): built, started, used
+# through the load balancer and broken on purpose.
 #
-#   scripts/compose-smoke.sh            # RATECAST_PORT=9090 scripts/compose-smoke.sh
+#   scripts/compose-smoke.sh            # RATECAST_SMOKE_PORT=28080 scripts/compose-smoke.sh
 #
-# 1. Builds and starts the stack (`docker compose up -d --build --wait`).
-# 2. Through the load balancer at ws://localhost:${RATECAST_PORT:-8080}/, a Python
-#    websocket client checks the asset list, subscribes to asset 1, checks the
-#    `asset_history` and at least 3 live `point` messages, and remembers the last
-#    point's time T.
-# 3. It kills ONE api replica. The client's connection may drop or keep working
-#    (either is fine); it reconnects (retrying for up to 30 s), subscribes again and
-#    checks that the new history still holds every point seen before (T included:
-#    nothing lost) and that live points continue after it.
-# 4. The killed replica is started again and must become healthy.
-# On exit, always: `docker compose down -v` (containers and the MongoDB volume).
+# 1. Docker: runs with `docker compose` (v2) or `docker-compose` (v1.29), whichever
+#    exists. As root it installs Debian's docker.io / docker-compose when missing and
+#    starts dockerd when none answers (no systemd needed; scripts/lib/docker.sh).
+# 2. Images: scripts/local-images.sh keeps or pulls the official base images and only
+#    where a pull fails builds local stand-ins from Debian's packages; MongoDB is then a
+#    wire-protocol stand-in that is NOT MongoDB (compose/standin.override.yaml).
+# 3. Builds both images (timed) and starts the stack in its own compose project,
+#    `ratecast-smoke` (RATECAST_SMOKE_PROJECT), so it never touches a deployment's
+#    containers or volume, with the load balancer on 127.0.0.1:${RATECAST_SMOKE_PORT:-18080}.
+# 4. scripts/compose_smoke.py, through the load balancer: every container non-root,
+#    image sizes, /metrics 404 at the load balancer, the protocol (assets, a full
+#    asset_history, live points), `--scale api=3` with new connections on all three,
+#    `kill -9` of an api replica under subscribed clients (they reconnect with `since`:
+#    nothing lost or repeated; restarted by policy, healthy; new clients served
+#    meanwhile), `docker stop` of a replica (its clients get 1001 within the grace
+#    period, exit code 0), `kill -9` of the fetcher (no second lost beyond the outage),
+#    an api replica cut off from the database network (/readyz 503, then back).
+# On exit, always: `down -v` of the smoke project (its containers, networks, volume).
 # The last line is `compose-smoke: PASS` or `compose-smoke: FAIL ...`.
 #
-# Needs: docker (with `docker compose`), python3 with venv, network for pip
-# (`websockets` is installed into a temporary venv). If compose/envs/common.env is
-# missing, it is created from compose/envs/sample.common.env and left in place.
+# Needs: root or a docker group member, python3 with venv, network access for pip
+# (`websockets` goes into a temporary venv) and, for local images, Debian's packages.
+# If compose/envs/common.env is missing, it is created from the sample and left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/docker.sh
+. scripts/lib/docker.sh
 
-port="${RATECAST_PORT:-8080}"
-url="ws://localhost:${port}/"
+port="${RATECAST_SMOKE_PORT:-18080}"
+project="${RATECAST_SMOKE_PROJECT:-ratecast-smoke}"
 
 log() { printf '== %s\n' "$*"; }
 fail() {
@@ -32,9 +41,10 @@ fail() {
     exit 1
 }
 
-command -v docker >/dev/null 2>&1 || fail "docker is not installed"
-docker compose version >/dev/null 2>&1 || fail "'docker compose' (Compose v2) is not available"
 command -v python3 >/dev/null 2>&1 || fail "python3 is not installed"
+docker_install || fail "docker is not installed"
+docker_daemon || fail "no docker daemon"
+compose_cmd || fail "no docker compose"
 
 if [[ ! -f compose/envs/common.env ]]; then
     cp compose/envs/sample.common.env compose/envs/common.env
@@ -43,6 +53,19 @@ fi
 # The client checks the asset list against the configuration the services run with.
 assets="$(sed -n 's/^ASSET_LIST=//p' compose/envs/common.env | tail -n 1)"
 assets="${assets:-EURUSD,USDJPY,GBPUSD,AUDUSD,USDCAD}"
+
+log "base images (scripts/local-images.sh)"
+scripts/local-images.sh
+set -a
+# shellcheck source=/dev/null
+. compose/local-images.env
+set +a
+files=(-f docker-compose.yaml)
+for override in $RATECAST_COMPOSE_OVERRIDES; do files+=(-f "$override"); done
+# Published on the loopback address only: the test talks to 127.0.0.1.
+export RATECAST_PORT="127.0.0.1:$port"
+COMPOSE+=(-p "$project" "${files[@]}")
+log "compose: ${COMPOSE[*]}"
 
 workdir="$(mktemp -d)"
 stack_started=false
@@ -54,11 +77,11 @@ cleanup() {
     if [[ "$stack_started" == true ]]; then
         if ((rc != 0)); then
             log "diagnostics"
-            docker compose ps -a
-            docker compose logs --no-color --tail=60
+            "${COMPOSE[@]}" ps
+            "${COMPOSE[@]}" logs --no-color --tail=40
         fi
-        log "docker compose down -v"
-        docker compose down -v --remove-orphans
+        log "${COMPOSE[*]} down -v"
+        "${COMPOSE[@]}" down -v --remove-orphans
     fi
     rm -rf "$workdir"
     if ((rc == 0)); then
@@ -76,216 +99,38 @@ log "python websocket client (temporary venv in $workdir)"
 python3 -m venv "$workdir/venv" || fail "python3 -m venv failed (Debian/Ubuntu: apt-get install python3-venv)"
 "$workdir/venv/bin/pip" install --quiet --disable-pip-version-check 'websockets>=15'
 
-cat >"$workdir/client.py" <<'PY'
-"""ratecast compose smoke client: protocol checks through the load balancer and the
-loss of one api replica. Usage: client.py WS_URL ASSET_LIST KILLED_ID_FILE"""
+log "build the images"
+started=$SECONDS
+"${COMPOSE[@]}" build
+log "images built in $((SECONDS - started)) s"
 
-import contextlib
-import json
-import math
-import subprocess
-import sys
-import time
-
-from websockets.exceptions import ConnectionClosed, WebSocketException
-from websockets.sync.client import connect
-
-URL, ASSETS, KILLED_FILE = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
-ASSET_ID = 1
-POINT_TIMEOUT = 15  # seconds to wait for each live point (one is due every second)
-RECONNECT_FOR = 30  # seconds of reconnect attempts after the kill
-
-
-class Fail(Exception):
-    """A check failed: the test fails."""
-
-
-class Timeout(Fail):
-    """Nothing arrived in time (retried while reconnecting)."""
-
-
-def say(text):
-    print(f"   {text}", flush=True)
-
-
-def check(condition, text):
-    if not condition:
-        raise Fail(text)
-
-
-def open_ws():
-    # proxy=None: never route localhost through an HTTP(S)_PROXY from the environment.
-    return connect(URL, open_timeout=10, close_timeout=2, max_size=8 * 1024 * 1024, proxy=None)
-
-
-def send(ws, action, message):
-    ws.send(json.dumps({"action": action, "message": message}))
-
-
-def recv(ws, timeout):
-    try:
-        raw = ws.recv(timeout=timeout)
-    except TimeoutError:
-        raise Timeout(f"no message within {timeout:.0f} s") from None
-    check(isinstance(raw, str), f"expected a text frame, got {type(raw).__name__}")
-    msg = json.loads(raw)
-    check(isinstance(msg, dict) and isinstance(msg.get("message"), dict), f"bad envelope: {raw[:200]}")
-    check(msg.get("action") != "error", f"server error: {msg.get('message')}")
-    return msg["action"], msg["message"]
-
-
-def expect(ws, action, timeout=10):
-    got, message = recv(ws, timeout)
-    check(got == action, f"expected {action!r}, got {got!r}: {json.dumps(message)[:200]}")
-    return message
-
-
-def check_point(p):
-    check(isinstance(p, dict), f"point is not an object: {p!r}")
-    check(set(p) == {"assetId", "assetName", "time", "value"}, f"point members: {sorted(p)}")
-    check(p["assetId"] == ASSET_ID and p["assetName"] == ASSETS[ASSET_ID - 1], f"point of the wrong asset: {p}")
-    check(type(p["time"]) is int, f"time is not an integer: {p}")
-    value = p["value"]
-    check(type(value) in (int, float) and math.isfinite(value) and value > 0, f"bad value: {p}")
-
-
-def check_history(points):
-    check(isinstance(points, list), "asset_history.points is not a list")
-    for p in points:
-        check_point(p)
-    times = [p["time"] for p in points]
-    check(all(a < b for a, b in zip(times, times[1:])), "asset_history is not in strictly ascending time order")
-    span = f"{times[0]}..{times[-1]}" if times else "empty"
-    say(f"asset_history: {len(points)} points ({span}), ascending, integer times")
-
-
-def live_points(ws, after, count):
-    """Receives `count` point messages; times strictly increase and follow `after`."""
-    points, last = [], after
-    for _ in range(count):
-        p = expect(ws, "point", POINT_TIMEOUT)
-        check_point(p)
-        check(last is None or p["time"] > last, f"point time {p['time']} does not follow {last}")
-        points.append(p)
-        last = p["time"]
-    say(f"{count} live points: times {[p['time'] for p in points]}")
-    return points
-
-
-def subscribe(ws):
-    send(ws, "subscribe", {"assetId": ASSET_ID})
-    history = expect(ws, "asset_history")["points"]
-    check_history(history)
-    return history
-
-
-def first_connection():
-    deadline = time.monotonic() + RECONNECT_FOR
-    while True:
-        try:
-            return open_ws()
-        except (OSError, WebSocketException) as e:
-            if time.monotonic() > deadline:
-                raise Fail(f"cannot connect to {URL}: {e}") from None
-            time.sleep(1)
-
-
-def first_phase(ws):
-    """Asset list, subscription, live points; then kill one api replica. Returns the
-    live points seen (the last one's time is T)."""
-    send(ws, "assets", {})
-    listed = expect(ws, "assets")["assets"]
-    expected = [{"id": i, "name": n} for i, n in enumerate(ASSETS, start=1)]
-    check(listed == expected, f"assets: expected {expected}, got {listed}")
-    say(f"assets: {len(listed)} ({', '.join(a['name'] for a in listed)})")
-
-    history = subscribe(ws)
-    seen = live_points(ws, history[-1]["time"] if history else None, 3)
-    t_last = seen[-1]["time"]
-    say(f"T = {t_last}")
-
-    ids = subprocess.run(["docker", "compose", "ps", "-q", "api"], check=True, capture_output=True, text=True).stdout.split()
-    check(len(ids) >= 2, f"expected at least 2 running api replicas, found {len(ids)}")
-    victim = ids[0]
-    with open(KILLED_FILE, "w") as f:
-        f.write(victim + "\n")
-    say(f"docker kill {victim[:12]} (one of {len(ids)} api replicas)")
-    subprocess.run(["docker", "kill", victim], check=True, stdout=subprocess.DEVNULL)
-
-    # The old connection either went through the killed replica (it drops, or stalls
-    # until the load balancer notices) or through the other one (it keeps working).
-    try:
-        p = expect(ws, "point", 10)
-        check_point(p)
-        check(p["time"] > t_last, f"point time {p['time']} does not follow {t_last}")
-        say(f"old connection kept working (point at {p['time']})")
-    except ConnectionClosed as e:
-        say(f"old connection dropped ({e})")
-    except Timeout:
-        say("old connection silent for 10 s (its replica is gone); dropping it")
-    return seen
-
-
-def reconnect():
-    """Connects and subscribes again, retrying for RECONNECT_FOR seconds. Returns the
-    ExitStack that closes the connection, the connection and the new history."""
-    deadline = time.monotonic() + RECONNECT_FOR
-    attempt = 0
-    while True:
-        attempt += 1
-        stack = contextlib.ExitStack()
-        try:
-            ws = stack.enter_context(open_ws())
-            history = subscribe(ws)
-            say(f"reconnected (attempt {attempt})")
-            return stack, ws, history
-        except (OSError, WebSocketException, Timeout) as e:
-            stack.close()
-            if time.monotonic() > deadline:
-                raise Fail(f"no reconnect within {RECONNECT_FOR} s ({attempt} attempts): {e}") from None
-            say(f"reconnect attempt {attempt} failed ({e}); retrying")
-            time.sleep(1)
-
-
-def main():
-    say(f"connect {URL}")
-    with first_connection() as ws:
-        seen = first_phase(ws)
-    t_last = seen[-1]["time"]
-
-    stack, ws, history = reconnect()
-    with stack:
-        by_time = {p["time"]: p["value"] for p in history}
-        check(t_last in by_time, f"new history lacks T = {t_last}: points were lost")
-        missing = [p["time"] for p in seen if by_time.get(p["time"]) != p["value"]]
-        check(not missing, f"new history lacks or changed earlier points at {missing}")
-        say(f"new history holds T = {t_last} and every point seen before")
-        live_points(ws, history[-1]["time"], 3)
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except Fail as e:
-        print(f"client: FAIL: {e}", file=sys.stderr)
-        sys.exit(1)
-    print("client: ok")
-PY
-
-log "docker compose up -d --build --wait"
+log "start the stack"
 stack_started=true
-docker compose up -d --build --wait
-
-log "client via the load balancer at $url"
-"$workdir/venv/bin/python" "$workdir/client.py" "$url" "$assets" "$workdir/killed"
-
-killed="$(cat "$workdir/killed")"
-log "docker compose start api (restarts the killed replica ${killed:0:12})"
-docker compose start api
-for _ in $(seq 1 60); do
-    health="$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$killed")"
-    [[ "$health" == healthy ]] && break
+"${COMPOSE[@]}" up -d
+# `up --wait` is Compose v2 only: wait for every health check here, with a deadline.
+deadline=$((SECONDS + 240))
+while :; do
+    states="$(docker ps -a --filter "label=com.docker.compose.project=$project" \
+        --format '{{.Names}} {{.State}} {{.Status}}')"
+    # Every container running, and none (with a health check) anything but healthy.
+    if [[ -n "$states" ]] && ! grep -v -q ' running ' <<<"$states" &&
+        ! grep -q -E 'health: starting|unhealthy' <<<"$states"; then
+        break
+    fi
+    if ((SECONDS > deadline)); then
+        printf '%s\n' "$states"
+        fail "the stack was not healthy within 240 s"
+    fi
     sleep 2
 done
-[[ "$health" == healthy ]] || fail "the restarted api replica ${killed:0:12} is not healthy after 120 s (status: $health)"
-log "api replica ${killed:0:12} is healthy again"
+printf '%s\n' "$states" | sed 's/^/   /'
+log "stack healthy in $((SECONDS - started)) s since the build started"
+until curl -fs -o /dev/null --noproxy '*' "http://127.0.0.1:$port/healthz"; do
+    ((SECONDS < deadline)) || fail "the load balancer does not answer on 127.0.0.1:$port"
+    sleep 1
+done
+
+log "checks through the load balancer at ws://127.0.0.1:$port/"
+SMOKE_URL="ws://127.0.0.1:$port/" SMOKE_HTTP="http://127.0.0.1:$port" SMOKE_ASSETS="$assets" \
+    SMOKE_PROJECT="$project" SMOKE_COMPOSE="$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${COMPOSE[@]}")" \
+    "$workdir/venv/bin/python" scripts/compose_smoke.py
