@@ -38,6 +38,10 @@ ASSET = ASSETS[ASSET_ID - 1]
 API_PORT = 8080
 STOP_GRACE = 15  # stop_grace_period of the api service in docker-compose.yaml
 FOLLOWERS = 6  # subscribed clients during the crash and stop tests
+# A crash is SIGKILL of the container's main process from the host (`docker kill` is a
+# manual stop, which no restart policy undoes). Containers' processes belong to root
+# on the host: a non-root user (a hosted CI runner) needs sudo for it.
+KILL = ["kill", "-9"] if os.geteuid() == 0 else ["sudo", "-n", "kill", "-9"]
 
 
 class Fail(Exception):
@@ -389,7 +393,7 @@ def check_crash(apis):
     restarts = int(inspect(victim, "{{.RestartCount}}"))
     pid = inspect(victim, "{{.State.Pid}}")
     say(f"kill -9 {pid} (main process of api {short(victim)}, {on_victim} of {FOLLOWERS} clients on it)")
-    run("kill", "-9", pid)
+    run(*KILL, pid)
     t_kill = time.monotonic()
 
     # While the replica is down or not ready, every new client must land elsewhere at
@@ -460,7 +464,7 @@ def check_fetcher_crash():
     pid = inspect(fetcher, "{{.State.Pid}}")
     say(f"kill -9 {pid} (main process of the fetcher {short(fetcher)})")
     t_kill = time.time()
-    run("kill", "-9", pid)
+    run(*KILL, pid)
     wait_until("fetcher restarted", 60,
                lambda: inspect(fetcher, "{{.RestartCount}} {{.State.Running}}") == f"{restarts + 1} true")
     t_start = started_at(fetcher)
