@@ -81,7 +81,19 @@ debian_base() {
     cp "$CA_BUNDLE" "$root/etc/ssl/certs/ca-certificates.crt"
     cp "$CA_BUNDLE" "$root/usr/local/share/ca-certificates/ratecast-host-bundle.crt"
     printf 'Acquire::Check-Valid-Until "false";\n' >"$root/etc/apt/apt.conf.d/99ratecast-local"
-    # What a slim image leaves out: package caches, lists, documentation.
+    # Like a slim image: no downloaded packages kept after an install, no package
+    # caches, no translations, no documentation from later installs.
+    cat >"$root/etc/apt/apt.conf.d/99ratecast-slim" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+APT
+    mkdir -p "$root/etc/dpkg/dpkg.cfg.d"
+    printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \
+        'path-exclude /usr/share/locale/*' >"$root/etc/dpkg/dpkg.cfg.d/99ratecast-slim"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* \
         "$root"/usr/share/doc/* "$root"/usr/share/man/* "$root"/usr/share/info/*
     tar -C "$root" -c . | docker import \
