@@ -11,6 +11,7 @@ use std::future::Future;
 use crate::{
     asset::{Asset, AssetId},
     point::Point,
+    time::SharedClock,
 };
 
 /// Why a store operation failed. Transient failures may succeed when retried.
@@ -40,6 +41,10 @@ pub struct InsertReport {
     /// stamped in the future): never stored, never retried. The writer counts
     /// them; MongoDB's reasons are in the store's log.
     pub rejected: usize,
+    /// Of `inserted`, points the store applied without the acknowledgement it
+    /// asked for (MongoDB: a write concern that cannot be satisfied, e.g. a `w`
+    /// naming an unknown tag). Not retried; they could be rolled back.
+    pub unconfirmed: usize,
 }
 
 /// The write side, held by the fetcher.
@@ -49,6 +54,12 @@ pub trait PointSink: Send + Sync + 'static {
         &self,
         points: &[Point],
     ) -> impl Future<Output = Result<InsertReport, StoreError>> + Send;
+
+    /// The clock the store judges points by (see [`SharedClock`]): the local one
+    /// unless the store reads a clock every service shares.
+    fn clock(&self) -> SharedClock {
+        SharedClock::local()
+    }
 }
 
 /// The read side, held by the API.
@@ -72,6 +83,12 @@ pub trait PointStore: Send + Sync + 'static {
         &self,
         since: i64,
     ) -> impl Future<Output = Result<SnapshotFeed<Self::Feed>, StoreError>> + Send;
+
+    /// The clock a reader judges "now" by (see [`SharedClock`]): the local one
+    /// unless the store reads a clock every service shares.
+    fn clock(&self) -> SharedClock {
+        SharedClock::local()
+    }
 }
 
 /// A snapshot and the live feed that continues it without a gap.

@@ -225,6 +225,7 @@ async fn flush<K: PointSink>(shared: &Shared, store: &K) -> Result<(), StoreErro
             Err(error) => return Err(error),
         };
         metrics::stored(&report);
+        metrics::clock_offset(store.clock().offset_ms());
         let mut queue = shared.lock();
         // Points dropped from the front meanwhile were part of this batch.
         let already_gone = usize::try_from(queue.removed - removed_before).unwrap_or(usize::MAX);

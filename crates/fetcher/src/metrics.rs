@@ -16,9 +16,13 @@ pub const QUOTES_SKIPPED: &str = "ratecast_quotes_skipped_total";
 pub const POINTS_STORED: &str = "ratecast_points_stored_total";
 pub const DUPLICATES: &str = "ratecast_points_duplicate_total";
 pub const REJECTED: &str = "ratecast_points_rejected_total";
+/// Points the store applied without the acknowledgement it asked for.
+pub const UNCONFIRMED: &str = "ratecast_points_unconfirmed_total";
 pub const STORE_FAILURES: &str = "ratecast_store_failures_total";
 pub const BUFFER_POINTS: &str = "ratecast_buffer_points";
 pub const BUFFER_DROPPED: &str = "ratecast_buffer_dropped_total";
+/// The shared (database's) clock minus this host's, as last measured.
+pub const CLOCK_OFFSET: &str = "ratecast_clock_offset_seconds";
 
 /// One poll of the upstream began.
 pub fn tick() {
@@ -51,6 +55,13 @@ pub fn stored(report: &InsertReport) {
     counter!(POINTS_STORED).increment(report.inserted as u64);
     counter!(DUPLICATES).increment(report.duplicates as u64);
     counter!(REJECTED).increment(report.rejected as u64);
+    counter!(UNCONFIRMED).increment(report.unconfirmed as u64);
+}
+
+/// The store's reference clock reads `offset_ms` ahead of this host's (negative:
+/// this host's clock is ahead). Points stamped ahead of it are refused.
+pub fn clock_offset(offset_ms: i64) {
+    gauge!(CLOCK_OFFSET).set(offset_ms as f64 / 1000.0);
 }
 
 /// A write to the store failed.

@@ -159,6 +159,49 @@ pub fn ping_command() -> Document {
     doc! { "ping": 1 }
 }
 
+/// The command whose reply gives the server's clock (`localTime`) and its wire
+/// version (`maxWireVersion`).
+pub fn hello_command() -> Document {
+    doc! { "hello": 1 }
+}
+
+/// The oldest wire version ratecast runs on: 13 is MongoDB 5.0, the first with
+/// snapshot reads, on which the gapless start of a follow rests (`start.rs`). The
+/// driver refuses a snapshot read on an older server before sending it
+/// ("Snapshot reads require MongoDB 5.0 or later").
+pub const MIN_WIRE_VERSION: i32 = 13;
+
+/// What the store reads from a `hello` reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    /// The server's clock when it answered, in Unix milliseconds.
+    pub local_time_ms: i64,
+    /// The newest wire protocol the server speaks.
+    pub max_wire_version: i32,
+}
+
+/// A `hello` reply that lacks a field the store needs.
+#[derive(Debug, thiserror::Error)]
+#[error("unexpected hello reply: {0}")]
+pub struct MalformedHello(String);
+
+/// Reads `localTime` (a date) and `maxWireVersion` from a `hello` reply.
+pub fn parse_hello(reply: &Document) -> Result<Hello, MalformedHello> {
+    let local_time_ms = match reply.get("localTime") {
+        Some(Bson::DateTime(time)) => time.timestamp_millis(),
+        other => return Err(MalformedHello(format!("localTime is {other:?}"))),
+    };
+    let max_wire_version = match reply.get("maxWireVersion") {
+        Some(Bson::Int32(n)) => *n,
+        Some(Bson::Int64(n)) => i32::try_from(*n).unwrap_or(i32::MAX),
+        other => return Err(MalformedHello(format!("maxWireVersion is {other:?}"))),
+    };
+    Ok(Hello {
+        local_time_ms,
+        max_wire_version,
+    })
+}
+
 /// A new change stream that returns every change at or after `start` (the body of
 /// its `$changeStream` stage is exactly `{startAtOperationTime: start}`).
 pub fn stream_start_options(start: Timestamp) -> ChangeStreamOptions {
@@ -391,5 +434,36 @@ mod tests {
             asset_document(&asset),
             doc! { "_id": 1_i64, "name": "EURUSD" }
         );
+    }
+
+    /// The fields of a `hello` reply that ratecast reads, as MongoDB 7.0 sends
+    /// them (other fields omitted).
+    #[test]
+    fn a_hello_reply_gives_the_server_clock_and_wire_version() {
+        assert_eq!(hello_command(), doc! { "hello": 1 });
+        let reply = doc! {
+            "isWritablePrimary": true,
+            "setName": "rs0",
+            "localTime": DateTime::from_millis(1_764_806_400_123),
+            "maxWireVersion": 21,
+            "minWireVersion": 0,
+            "ok": 1.0,
+        };
+        assert_eq!(
+            parse_hello(&reply).expect("a hello reply"),
+            Hello {
+                local_time_ms: 1_764_806_400_123,
+                max_wire_version: 21
+            }
+        );
+    }
+
+    #[test]
+    fn a_hello_reply_without_a_clock_is_an_error_not_time_zero() {
+        let reply = doc! { "maxWireVersion": 21, "localTime": "yesterday" };
+        let error = parse_hello(&reply).expect_err("no date");
+        assert!(error.to_string().contains("localTime"), "{error}");
+        let reply = doc! { "localTime": DateTime::from_millis(1) };
+        assert!(parse_hello(&reply).is_err(), "no wire version");
     }
 }

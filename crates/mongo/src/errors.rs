@@ -2,17 +2,25 @@
 //!
 //! Inserts (`insert_many(ordered: false)`) are classified per document: a
 //! duplicate key (11000) means another fetcher stored that second first, which is
-//! success; any other write error with a transient code, any write-concern error
-//! and any error the server or driver labels `RetryableWriteError` fail the batch
-//! so the writer retries it (a retry is idempotent: what was stored comes back as
-//! duplicates); every other write error is a permanent refusal of that one document
-//! (121 document validation, a bad value), counted and dropped so it never stalls
-//! the writer. Change streams: a lost resume point (286 ChangeStreamHistoryLost,
+//! success; any other write error with a transient code, a write-concern error
+//! with a transient code (64 WriteConcernFailed: the majority did not answer in
+//! time) and any error the server or driver labels `RetryableWriteError` fail the
+//! batch so the writer retries it (a retry is idempotent: what was stored comes
+//! back as duplicates); every other write error is a permanent refusal of that one
+//! document (121 document validation, a bad value), counted and dropped so it
+//! never stalls the writer. A write-concern error no retry can cure (79
+//! UnknownReplWriteConcern, 100 UnsatisfiableWriteConcern, a bad `w`: any code not
+//! in [`TRANSIENT_CODES`]) settles the batch too: the primary applied the
+//! documents, only the acknowledgement failed, so they are counted as unconfirmed
+//! and the writer moves on instead of retrying the head batch forever while its
+//! buffer drops newer points. Change streams: a lost resume point (286 ChangeStreamHistoryLost,
 //! 260 InvalidResumeToken, 280 ChangeStreamFatalError) means reload the window;
 //! network trouble and the server's resumable codes mean resume from the last
 //! token; anything else is reported as a store error.
 
-use mongodb::error::{Error, ErrorKind, IndexedWriteError, InsertManyError, WriteFailure};
+use mongodb::error::{
+    Error, ErrorKind, IndexedWriteError, InsertManyError, WriteConcernError, WriteFailure,
+};
 use ratecast_core::{InsertReport, StoreError};
 
 /// The server's duplicate-key code.
@@ -83,6 +91,27 @@ pub struct InsertOutcome {
     pub report: InsertReport,
     /// The first refused document, for the log; `None` when nothing was refused.
     pub rejection: Option<Rejection>,
+    /// A write-concern error no retry can cure, for the log: the documents
+    /// counted as inserted were applied by the primary but not acknowledged.
+    pub concern: Option<ConcernFailure>,
+}
+
+/// A write concern the server cannot satisfy, as it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcernFailure {
+    pub code: i32,
+    pub code_name: String,
+    pub message: String,
+}
+
+impl From<&WriteConcernError> for ConcernFailure {
+    fn from(error: &WriteConcernError) -> Self {
+        Self {
+            code: error.code,
+            code_name: error.code_name.clone(),
+            message: error.message.clone(),
+        }
+    }
 }
 
 /// One document the server refused for good, as it said.
@@ -108,7 +137,10 @@ pub fn classify_insert_error(error: Error, attempted: usize) -> Result<InsertOut
     let ErrorKind::InsertMany(failure) = error.kind.as_ref() else {
         return Err(store_error(error));
     };
-    if failure.write_concern_error.is_some() || error.contains_label(RETRYABLE_WRITE_LABEL) {
+    let concern = failure.write_concern_error.as_ref();
+    if error.contains_label(RETRYABLE_WRITE_LABEL)
+        || concern.is_some_and(|c| TRANSIENT_CODES.contains(&c.code))
+    {
         return Err(StoreError::Unavailable(Box::new(error)));
     }
     let write_errors = failure.write_errors.as_deref().unwrap_or_default();
@@ -118,7 +150,12 @@ pub fn classify_insert_error(error: Error, attempted: usize) -> Result<InsertOut
     {
         return Err(StoreError::Unavailable(Box::new(error)));
     }
-    Ok(settle(write_errors, attempted))
+    let mut outcome = settle(write_errors, attempted);
+    if let Some(concern) = concern {
+        outcome.report.unconfirmed = outcome.report.inserted;
+        outcome.concern = Some(ConcernFailure::from(concern));
+    }
+    Ok(outcome)
 }
 
 /// Counts a batch the server answered for every document.
@@ -143,7 +180,11 @@ fn settle(write_errors: &[IndexedWriteError], attempted: usize) -> InsertOutcome
         code_name: e.code_name.clone().unwrap_or_default(),
         message: e.message.clone(),
     });
-    InsertOutcome { report, rejection }
+    InsertOutcome {
+        report,
+        rejection,
+        concern: None,
+    }
 }
 
 /// Wraps a driver error: what may succeed when retried ([`is_transient`]) is
@@ -384,6 +425,49 @@ mod tests {
             "writeErrors": [validation_failure(0)],
             "writeConcernError": write_concern_timeout(),
         })));
+    }
+
+    #[test]
+    fn a_write_concern_no_retry_can_satisfy_settles_the_batch_as_unconfirmed() {
+        for (code, name) in [
+            (79, "UnknownReplWriteConcern"),
+            (100, "UnsatisfiableWriteConcern"),
+            (2, "BadValue"),
+        ] {
+            let concern = doc! {
+                "code": code,
+                "codeName": name,
+                "errmsg": "cannot satisfy write concern",
+                "errInfo": { "writeConcern": { "w": "eu", "wtimeout": 10000 } },
+            };
+            let outcome = classify_insert_error(
+                insert_many_error(doc! {
+                    "writeErrors": [duplicate(1, 10), validation_failure(2)],
+                    "writeConcernError": concern,
+                }),
+                4,
+            )
+            .unwrap_or_else(|e| panic!("{code} is settled, not retried: {e}"));
+            assert_eq!(
+                outcome.report,
+                InsertReport {
+                    inserted: 2,
+                    duplicates: 1,
+                    rejected: 1,
+                    unconfirmed: 2,
+                    ..InsertReport::default()
+                },
+                "{code}"
+            );
+            assert_eq!(
+                outcome.concern,
+                Some(ConcernFailure {
+                    code,
+                    code_name: name.to_owned(),
+                    message: "cannot satisfy write concern".to_owned(),
+                })
+            );
+        }
     }
 
     #[test]

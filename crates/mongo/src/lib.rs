@@ -12,6 +12,7 @@
 //! logged through a [`LogThrottle`]. `points` is a regular collection:
 //! change streams do not work on time-series ones.
 
+pub mod clock;
 pub mod documents;
 pub mod errors;
 pub mod feed;
@@ -29,7 +30,9 @@ use mongodb::{
 };
 use ratecast_core::{
     Asset, AssetId, AssetList, InsertReport, Point, PointSink, PointStore, SnapshotFeed,
-    StoreError, throttle::LogThrottle, time::unix_now_secs,
+    StoreError,
+    throttle::LogThrottle,
+    time::{SharedClock, unix_now_secs},
 };
 use tokio::sync::OnceCell;
 use tracing::warn;
@@ -66,6 +69,13 @@ struct Inner {
     /// Points the server refused for good are logged through this, so a validator
     /// that refuses one asset's every point writes a line a minute, not a second.
     rejections: LogThrottle,
+    /// Points stamped ahead of the database's clock, logged like refused ones.
+    future: LogThrottle,
+    /// Points applied under a write concern that cannot be satisfied, likewise.
+    unconfirmed: LogThrottle,
+    /// The database's clock as this host reads it ([`clock`]).
+    clock: SharedClock,
+    clock_read: clock::LastReading,
 }
 
 /// The shortest time between two lines about refused points.
@@ -130,7 +140,35 @@ impl PointSink for MongoStore {
         if points.is_empty() {
             return Ok(InsertReport::default());
         }
-        let documents: Vec<Document> = points.iter().map(documents::point_document).collect();
+        // Judged by the database's clock, which every service shares: a point
+        // further ahead would take the place of the real point of its second.
+        self.refresh_clock().await?;
+        let latest = self.inner.clock.latest_acceptable();
+        let (current, future): (Vec<&Point>, Vec<&Point>) =
+            points.iter().partition(|p| p.time <= latest);
+        if let Some(first) = future.first() {
+            self.log_future(future.len(), first);
+        }
+        let mut report = self.insert_current(&current).await?;
+        report.rejected += future.len();
+        Ok(report)
+    }
+
+    fn clock(&self) -> SharedClock {
+        self.database_clock()
+    }
+}
+
+impl MongoStore {
+    /// Inserts points no later than the database's clock allows.
+    async fn insert_current(&self, points: &[&Point]) -> Result<InsertReport, StoreError> {
+        if points.is_empty() {
+            return Ok(InsertReport::default());
+        }
+        let documents: Vec<Document> = points
+            .iter()
+            .map(|p| documents::point_document(p))
+            .collect();
         let connection = self.connection().await.map_err(store_error)?;
         match connection
             .points
@@ -147,9 +185,58 @@ impl PointSink for MongoStore {
                 if let Some(rejection) = &outcome.rejection {
                     self.log_rejection(outcome.report.rejected, rejection, points);
                 }
+                if let Some(concern) = &outcome.concern {
+                    self.log_unconfirmed(outcome.report.unconfirmed, concern);
+                }
                 Ok(outcome.report)
             }
         }
+    }
+
+    /// The database's clock as this host reads it: the local clock plus the
+    /// offset measured with `hello` (0 until the first reading).
+    pub fn database_clock(&self) -> SharedClock {
+        self.inner.clock.clone()
+    }
+
+    /// Logs writes whose write concern cannot be satisfied, at most a line a
+    /// minute.
+    fn log_unconfirmed(&self, count: usize, concern: &errors::ConcernFailure) {
+        let report = self
+            .inner
+            .unconfirmed
+            .failures(count as u64, unix_now_secs());
+        if !report.is_due() {
+            return;
+        }
+        let unconfirmed = report.failures();
+        warn!(
+            unconfirmed,
+            code = concern.code,
+            code_name = %concern.code_name,
+            reason = %concern.message,
+            "MongoDB applied points but cannot satisfy their write concern (check the \
+             replica set's members and tags); not retried, counted in \
+             ratecast_points_unconfirmed_total"
+        );
+    }
+
+    /// Logs points refused as stamped in the future, at most a line a minute.
+    fn log_future(&self, count: usize, first: &Point) {
+        let report = self.inner.future.failures(count as u64, unix_now_secs());
+        if !report.is_due() {
+            return;
+        }
+        let refused = report.failures();
+        warn!(
+            refused,
+            asset = first.asset_name.as_ref(),
+            time = first.time,
+            ahead_secs = first.time.saturating_sub(self.inner.clock.now_secs()),
+            clock_offset_ms = self.inner.clock.offset_ms(),
+            "refusing points stamped ahead of the database's clock (is this fetcher's clock \
+             ahead?); counted in ratecast_points_rejected_total"
+        );
     }
 }
 
@@ -157,7 +244,7 @@ impl MongoStore {
     /// Logs refused points: the first refusal at once, later ones summed into at
     /// most one line per [`REJECTION_LOG_INTERVAL`]. They are counted by the
     /// writer (`InsertReport::rejected`), which the fetcher exports as a metric.
-    fn log_rejection(&self, count: usize, rejection: &errors::Rejection, points: &[Point]) {
+    fn log_rejection(&self, count: usize, rejection: &errors::Rejection, points: &[&Point]) {
         let report = self
             .inner
             .rejections
@@ -166,7 +253,7 @@ impl MongoStore {
             return;
         }
         let rejected = report.failures();
-        let point = points.get(rejection.index);
+        let point = points.get(rejection.index).copied();
         warn!(
             rejected,
             code = rejection.code,
@@ -181,6 +268,10 @@ impl MongoStore {
 
 impl PointStore for MongoStore {
     type Feed = MongoFeed;
+
+    fn clock(&self) -> SharedClock {
+        self.database_clock()
+    }
 
     async fn assets(&self) -> Result<Vec<Asset>, StoreError> {
         Ok(self.inner.assets.iter().cloned().collect())

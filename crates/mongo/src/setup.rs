@@ -18,12 +18,13 @@ use mongodb::{
         WriteConcern,
     },
 };
-use ratecast_core::{AssetList, StoreError, throttle::LogThrottle};
+use ratecast_core::{AssetList, StoreError, throttle::LogThrottle, time::SharedClock};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::{
     Connection, Inner, MongoStore,
+    clock::{ClockError, LastReading},
     documents::{self, ASSETS, POINTS},
     errors::{self, server_code, store_error},
 };
@@ -55,6 +56,14 @@ pub enum SetupError {
     Seed(#[source] mongodb::error::Error),
     #[error("ASSET_LIST does not match the database: {0}")]
     AssetConflict(String),
+    #[error(
+        "MongoDB 5.0 or later is required (wire version {min}); this server speaks \
+         wire version {found}",
+        min = documents::MIN_WIRE_VERSION
+    )]
+    ServerTooOld { found: i32 },
+    #[error("cannot read the server's clock")]
+    Clock(#[source] documents::MalformedHello),
 }
 
 impl SetupError {
@@ -63,7 +72,9 @@ impl SetupError {
         match self {
             Self::Unreachable(_) => true,
             Self::Index { source, .. } | Self::Seed(source) => errors::is_transient(source),
-            Self::Uri(_) | Self::AssetConflict(_) => false,
+            Self::Uri(_) | Self::AssetConflict(_) | Self::ServerTooOld { .. } | Self::Clock(_) => {
+                false
+            }
         }
     }
 }
@@ -118,6 +129,10 @@ impl MongoStore {
                 assets,
                 connection: OnceCell::new(),
                 rejections: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
+                future: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
+                unconfirmed: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
+                clock: SharedClock::local(),
+                clock_read: LastReading::default(),
             }),
         })
     }
@@ -142,7 +157,8 @@ impl MongoStore {
         Ok(())
     }
 
-    /// Connects, pings, and seeds and verifies the asset list.
+    /// Connects, reads the server's clock and wire version (`hello`; MongoDB
+    /// older than 5.0 is refused), and seeds and verifies the asset list.
     async fn check_assets(&self) -> Result<&Connection, SetupError> {
         let connection = self.connection().await.map_err(|error| {
             // A DNS failure while resolving mongodb+srv:// is unreachability,
@@ -153,11 +169,18 @@ impl MongoStore {
                 SetupError::Uri(error)
             }
         })?;
-        connection
-            .db
-            .run_command(documents::ping_command())
+        let hello = self
+            .read_server_clock(connection)
             .await
-            .map_err(SetupError::Unreachable)?;
+            .map_err(|error| match error {
+                ClockError::Driver(error) => SetupError::Unreachable(error),
+                ClockError::Reply(error) => SetupError::Clock(error),
+            })?;
+        if hello.max_wire_version < documents::MIN_WIRE_VERSION {
+            return Err(SetupError::ServerTooOld {
+                found: hello.max_wire_version,
+            });
+        }
         // The unique name index must exist before seeding, or two processes with
         // differently ordered lists could store one name under two ids.
         connection
