@@ -13,7 +13,7 @@ use crate::{
     asset::{AssetId, AssetList},
     point::Point,
     store::{FeedEvent, LiveFeed, PointSink, PointStore},
-    time::unix_now_secs,
+    time::{MAX_FUTURE_SECS, unix_now_secs},
 };
 
 /// How long a feed may take to deliver a point before a case fails.
@@ -181,6 +181,31 @@ pub async fn follow_snapshots_since_and_feeds_what_comes_after<S: PointStore + P
     );
 }
 
+pub async fn a_point_stamped_ahead_of_the_shared_clock_is_rejected_and_never_stored<
+    S: PointStore + PointSink,
+>(
+    store: &S,
+) {
+    let now = PointSink::clock(store).now_secs();
+    let ahead = now + 3600;
+    let report = store
+        .insert(&[point(1, ahead, 9.9), point(1, now, 1.0)])
+        .await
+        .expect("a future point is refused, not an error");
+    assert_eq!((report.inserted, report.rejected), (1, 1));
+    assert_eq!(
+        store
+            .history(AssetId(1), now + 1, ahead + 10)
+            .await
+            .expect("history"),
+        vec![],
+        "the future point would later hide the real point of its second"
+    );
+    let near = PointSink::clock(store).now_secs() + MAX_FUTURE_SECS - 1;
+    let report = store.insert(&[point(2, near, 2.0)]).await.expect("insert");
+    assert_eq!(report.inserted, 1, "a clock slightly ahead is normal");
+}
+
 pub async fn follow_under_concurrent_inserts_misses_and_repeats_nothing<
     S: PointStore + PointSink + Clone,
 >(
@@ -188,22 +213,44 @@ pub async fn follow_under_concurrent_inserts_misses_and_repeats_nothing<
 ) {
     const COUNT: i64 = 300;
     let t = base_time();
+    // The writer stores the first half, then goes on at a steady pace while the
+    // follow starts, and stores its last second only after the follow returned:
+    // the snapshot is taken with inserts on both sides of it.
+    let half_stored = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (followed, follow_done) = tokio::sync::oneshot::channel::<()>();
     let writer = {
         let store = store.clone();
+        let half_stored = half_stored.clone();
         tokio::spawn(async move {
+            let mut follow_done = Some(follow_done);
             for i in 0..COUNT {
+                if i == COUNT / 2 {
+                    half_stored.notify_one();
+                }
+                if i == COUNT - 1
+                    && let Some(done) = follow_done.take()
+                {
+                    done.await.expect("the follow returns");
+                }
                 store
                     .insert(&[point(1, t + i, 1.0), point(2, t + i, 2.0)])
                     .await
                     .expect("insert");
-                if i % 16 == 0 {
-                    tokio::task::yield_now().await;
+                if i >= COUNT / 2 {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
                 }
             }
         })
     };
-    tokio::time::sleep(Duration::from_millis(2)).await;
+    half_stored.notified().await;
     let mut follow = store.follow(t).await.expect("follow");
+    followed.send(()).expect("the writer waits for the follow");
+    let in_snapshot = follow.snapshot.len();
+    assert!(
+        (COUNT as usize..2 * COUNT as usize).contains(&in_snapshot),
+        "the snapshot was taken while inserts went on ({in_snapshot} of {} points)",
+        2 * COUNT
+    );
     let mut seen: BTreeSet<(u32, i64)> = BTreeSet::new();
     for p in &follow.snapshot {
         assert!(
@@ -236,6 +283,7 @@ macro_rules! store_conformance_tests {
                 assets_do_not_mix,
                 follow_snapshots_since_and_feeds_what_comes_after,
                 follow_under_concurrent_inserts_misses_and_repeats_nothing,
+                a_point_stamped_ahead_of_the_shared_clock_is_rejected_and_never_stored,
             );
         }
     };

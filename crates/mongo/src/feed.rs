@@ -5,15 +5,22 @@
 //! post-batch token), so a resume never replays more than the last batch. A
 //! resumable error ends the current call with [`FeedError::Interrupted`]; the next
 //! call waits a backoff, reopens from the token and reports
-//! [`FeedEvent::Resumed`]. The backoff starts over after
-//! every successful (re)open, so one incident's delays never carry into the next.
+//! [`FeedEvent::Resumed`] once the reopened stream has answered a `getMore`: a
+//! stream that opens but fails at once has not resumed, so readiness does not
+//! flap with it. The backoff starts over only once a stream delivered an event or
+//! stayed open for [`STAYED_OPEN`], so a stream that reopens and fails at once
+//! keeps backing off (instead of cycling every 100 ms), while one incident's
+//! delays never carry into the next.
 //! A token that left the oplog (286, 260, 280) ends the feed with
 //! [`FeedError::Reset`] and the reader reloads its window. Either way a client
 //! sees no duplicate and no reordering: the reader refuses a second it already
 //! holds, pushes live only points newer than its newest, and puts a late one
 //! only into its window, in time order.
 
-use std::collections::HashSet;
+use std::{
+    collections::HashSet,
+    time::{Duration, Instant},
+};
 
 use mongodb::{
     bson::Document,
@@ -24,7 +31,7 @@ use ratecast_core::{
     retry::Backoff,
     store::{FeedError, FeedEvent},
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     MongoStore, StreamStart,
@@ -43,26 +50,50 @@ pub struct MongoFeed {
     held: HashSet<(u32, i64)>,
     /// Paces reopen attempts while they fail.
     reopen: Reopen,
+    /// A stream was reopened and has not answered a `getMore` yet: the first
+    /// answer reports [`FeedEvent::Resumed`].
+    confirming: bool,
+    /// A point that arrived with the answer that confirmed a resume, returned by
+    /// the next call.
+    pending: Option<Point>,
     /// How the follow that created this feed chose the stream's start.
     start: StreamStart,
 }
 
-/// The pacing of reopen attempts: a backoff that grows while reopening fails and
-/// starts over once a stream is open again.
+/// How long a reopened stream must stay open, if it delivers no event, before the
+/// next incident starts again from the first delay.
+pub const STAYED_OPEN: Duration = Duration::from_secs(10);
+
+/// The pacing of reopen attempts: a backoff that grows while reopening fails, and
+/// while reopened streams fail before proving themselves; it starts over once a
+/// stream delivered an event or stayed open for [`STAYED_OPEN`].
 #[derive(Debug, Default)]
 struct Reopen {
     backoff: Backoff,
+    /// When the current stream was reopened, until it proves itself.
+    opened_at: Option<Instant>,
 }
 
 impl Reopen {
-    /// How long to wait before the next reopen attempt (counted as a failure
-    /// until [`opened`](Self::opened) says otherwise).
-    fn delay(&mut self) -> std::time::Duration {
+    /// How long to wait at `now` before the next reopen attempt.
+    fn delay(&mut self, now: Instant) -> Duration {
+        if let Some(opened) = self.opened_at.take()
+            && now.saturating_duration_since(opened) >= STAYED_OPEN
+        {
+            self.backoff.reset();
+        }
         self.backoff.next_delay()
     }
 
-    /// A stream is open again: the next incident starts from the first delay.
-    fn opened(&mut self) {
+    /// A stream was reopened at `now`; it has proven nothing yet.
+    fn opened(&mut self, now: Instant) {
+        self.opened_at = Some(now);
+    }
+
+    /// The stream delivered an event: the next incident starts from the first
+    /// delay.
+    fn delivered(&mut self) {
+        self.opened_at = None;
         self.backoff.reset();
     }
 }
@@ -80,6 +111,8 @@ impl MongoFeed {
             stream: Some(stream),
             held,
             reopen: Reopen::default(),
+            confirming: false,
+            pending: None,
             start,
         }
     }
@@ -118,7 +151,15 @@ impl MongoFeed {
 
 impl LiveFeed for MongoFeed {
     async fn next(&mut self) -> Result<FeedEvent, FeedError> {
+        if let Some(point) = self.pending.take() {
+            return Ok(FeedEvent::Point(point));
+        }
         loop {
+            // The database's clock, which points are judged by, is read again
+            // while following; a failure here shows in the stream too.
+            if let Err(error) = self.store.refresh_clock().await {
+                debug!(%error, "cannot read the database's clock; keeping the last offset");
+            }
             let Some(stream) = self.stream.as_mut() else {
                 let Some(token) = self.token.clone() else {
                     // A stream opened "from now" would silently skip what happened
@@ -127,28 +168,25 @@ impl LiveFeed for MongoFeed {
                         "no resume token to continue from".into(),
                     )));
                 };
-                tokio::time::sleep(self.reopen.delay()).await;
+                tokio::time::sleep(self.reopen.delay(Instant::now())).await;
                 match self.store.resume_stream(token).await {
                     Ok(stream) => {
-                        info!("change stream resumed from its last token");
-                        self.reopen.opened();
+                        self.reopen.opened(Instant::now());
                         self.stream = Some(stream);
-                        // The reader may say it follows the store again now,
-                        // without waiting for a point.
-                        return Ok(FeedEvent::Resumed);
+                        self.confirming = true;
+                        continue;
                     }
                     Err(error) => return Err(self.fail(error)),
                 }
             };
-            match stream.next_if_any().await {
+            let point = match stream.next_if_any().await {
                 Ok(Some(event)) => {
                     // Never replace a good token with none.
                     if let Some(token) = stream.resume_token() {
                         self.token = Some(token);
                     }
-                    if let Some(point) = self.point_of(event) {
-                        return Ok(FeedEvent::Point(point));
-                    }
+                    self.reopen.delivered();
+                    self.point_of(event)
                 }
                 Ok(None) => {
                     if let Some(token) = stream.resume_token() {
@@ -157,8 +195,19 @@ impl LiveFeed for MongoFeed {
                     if !stream.is_alive() {
                         self.stream = None;
                     }
+                    None
                 }
                 Err(error) => return Err(self.fail(error)),
+            };
+            if std::mem::take(&mut self.confirming) {
+                // The reopened stream answered: the reader follows the store
+                // again, and may say so without waiting for a point.
+                info!("change stream resumed from its last token");
+                self.pending = point;
+                return Ok(FeedEvent::Resumed);
+            }
+            if let Some(point) = point {
+                return Ok(FeedEvent::Point(point));
             }
         }
     }
@@ -173,22 +222,54 @@ mod tests {
     #[test]
     fn reopen_delays_grow_while_reopening_fails() {
         let mut reopen = Reopen::default();
-        let delays: Vec<u128> = (0..4).map(|_| reopen.delay().as_millis()).collect();
+        let now = Instant::now();
+        let delays: Vec<u128> = (0..4).map(|_| reopen.delay(now).as_millis()).collect();
         assert_eq!(delays, vec![100, 200, 400, 800]);
     }
 
     #[test]
-    fn a_successful_reopen_starts_the_next_incident_from_the_first_delay() {
+    fn a_stream_that_reopens_and_fails_at_once_keeps_backing_off() {
         let mut reopen = Reopen::default();
-        for _ in 0..20 {
-            reopen.delay();
+        let mut now = Instant::now();
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let delay = reopen.delay(now);
+            delays.push(delay.as_millis());
+            now += delay;
+            reopen.opened(now);
+            now += Duration::from_millis(5); // the first getMore fails
         }
-        assert_eq!(reopen.delay(), MAX_DELAY);
-        reopen.opened();
         assert_eq!(
-            reopen.delay(),
+            delays,
+            vec![100, 200, 400, 800, 1600, 3200, 6400, MAX_DELAY.as_millis()]
+        );
+    }
+
+    #[test]
+    fn an_event_or_a_stream_that_stayed_open_starts_the_next_incident_afresh() {
+        let mut reopen = Reopen::default();
+        let now = Instant::now();
+        for _ in 0..20 {
+            reopen.delay(now);
+        }
+        reopen.opened(now);
+        reopen.delivered();
+        assert_eq!(reopen.delay(now), FIRST_DELAY, "an event arrived");
+
+        for _ in 0..20 {
+            reopen.delay(now);
+        }
+        reopen.opened(now);
+        assert_eq!(
+            reopen.delay(now + STAYED_OPEN),
             FIRST_DELAY,
-            "no event has arrived yet; the open alone resets the pacing"
+            "no event, but the stream stayed open long enough"
+        );
+        reopen.opened(now);
+        assert_eq!(
+            reopen.delay(now + STAYED_OPEN - Duration::from_millis(1)),
+            FIRST_DELAY * 2,
+            "open too briefly: the pacing goes on"
         );
     }
 }
