@@ -22,13 +22,13 @@ use ratecast_core::{
     LiveFeed, PointStore, SnapshotFeed,
     retry::Backoff,
     store::{FeedError, FeedEvent},
-    time::{history_cutoff, unix_now, unix_now_secs},
+    time::{history_cutoff, unix_now},
 };
 use ratecast_process::ErrorChain;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::hub::Hub;
+use crate::hub::{Applied, Hub};
 
 /// How long loading the history window and opening the feed may take before it
 /// is abandoned and tried again: a backstop for a connection that hangs with no
@@ -103,11 +103,11 @@ impl<S: PointStore> Feed<S> {
     pub async fn follow(&mut self) -> Result<S::Feed, Duration> {
         let followed = tokio::time::timeout(
             FOLLOW_DEADLINE,
-            self.store.follow(history_cutoff(unix_now_secs())),
+            self.store.follow(history_cutoff(self.hub.now_secs())),
         )
         .await;
         // The clock after the read: what expired while it ran leaves the window.
-        let now = unix_now_secs();
+        let now = self.hub.now_secs();
         match followed {
             Ok(Ok(followed)) => Ok(self.load(followed, now)),
             Ok(Err(error)) => {
@@ -133,7 +133,12 @@ impl<S: PointStore> Feed<S> {
     /// ready; returns the live feed that continues it.
     pub fn load<F>(&mut self, followed: SnapshotFeed<F>, now: i64) -> F {
         for point in &followed.snapshot {
-            self.hub.apply(point, now);
+            let applied = self.hub.apply(point, now);
+            if matches!(applied, Applied::Future | Applied::UnknownAsset) {
+                // Refusals count wherever the point came from; the rest of a
+                // snapshot is the window being loaded again, not news.
+                crate::metrics::feed_point_refused(applied.label());
+            }
         }
         self.hub.set_ready(true);
         self.delivered = false;
@@ -144,7 +149,8 @@ impl<S: PointStore> Feed<S> {
         followed.feed
     }
 
-    /// One event of the live feed, received at `now` (Unix time): a point goes
+    /// One event of the live feed, received at `now` (Unix time by this host's
+    /// clock; judged by the hub's shared clock): a point goes
     /// to the hub, an interruption or a resumption sets readiness. `Break` with
     /// the error that ends this follow.
     pub fn apply_event(
@@ -162,6 +168,7 @@ impl<S: PointStore> Feed<S> {
             Ok(FeedEvent::Point(point)) => {
                 self.backoff.reset();
                 self.delivered = true;
+                let now = self.hub.clock().reference(now);
                 let now_secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
                 let applied = self.hub.apply(&point, now_secs);
                 crate::metrics::feed_point(now.as_secs_f64() - point.time as f64, applied.label());
@@ -186,11 +193,15 @@ impl<S: PointStore> Feed<S> {
     /// point, a backoff after one that did not.
     pub fn ended(&mut self, error: FeedError) -> Option<Duration> {
         match error {
+            // Not ready until the window is loaded again (`load`): until then
+            // this replica misses points that a subscriber would not get.
             FeedError::Lagged { missed } => {
+                self.hub.set_ready(false);
                 crate::metrics::feed_resync("lagged");
                 warn!(missed, "live feed lagged; reloading the window");
             }
             FeedError::Reset(reason) => {
+                self.hub.set_ready(false);
                 crate::metrics::feed_resync("reset");
                 warn!(reason = %ErrorChain(&reason), "live feed must restart; reloading the window");
             }
@@ -329,7 +340,7 @@ mod tests {
         feed.load(followed(vec![]), NOW);
         let second = end(&mut feed).expect("backs off");
         assert!(second > first, "longer each time: {first:?}, {second:?}");
-        assert!(hub.is_ready(), "a lagged feed keeps the window it has");
+        assert!(!hub.is_ready(), "not ready until the window is loaded again");
         feed.load(followed(vec![]), NOW);
         assert!(feed.apply_event(eurusd(NOW), at(NOW)).is_continue());
         assert_eq!(end(&mut feed), None, "followed again at once");
@@ -351,6 +362,65 @@ mod tests {
             hub.window_sizes(NOW),
             vec![0, 1],
             "EURUSD's point left the span before USDJPY's arrived: evicted"
+        );
+    }
+
+    #[test]
+    fn a_feed_that_must_reload_is_unready_until_the_window_is_loaded_again() {
+        for error in [
+            FeedError::Lagged { missed: 3 },
+            FeedError::Reset(StoreError::Unavailable("resume point lost".into())),
+        ] {
+            let (hub, mut feed) = feed("EURUSD");
+            feed.load(followed(vec![]), NOW);
+            assert!(feed.apply_event(eurusd(NOW), at(NOW)).is_continue());
+            assert!(hub.is_ready());
+            let ControlFlow::Break(error) = feed.apply_event(Err(error), at(NOW)) else {
+                panic!("the follow ends");
+            };
+            feed.ended(error);
+            assert!(!hub.is_ready(), "/readyz 503 while the window reloads");
+            assert!(hub.has_loaded(), "connections are still accepted");
+            feed.load(followed(vec![]), NOW);
+            assert!(hub.is_ready());
+        }
+    }
+
+    #[test]
+    fn points_are_judged_by_the_shared_clock_not_this_hosts() {
+        let (hub, mut feed) = feed("EURUSD");
+        // This host's clock lags the database's by 10 s: points stamped by the
+        // database's second are 10 s "ahead" of it.
+        let clock = hub.clock().clone();
+        clock.set_offset(10_000);
+        feed.load(followed(vec![]), NOW + 10);
+        assert!(feed.apply_event(eurusd(NOW + 8), at(NOW)).is_continue());
+        assert_eq!(hub.seq(AssetId(1)), Some(1), "live, not refused as future");
+        // And one ahead of the shared clock is refused.
+        assert!(feed.apply_event(eurusd(NOW + 16), at(NOW)).is_continue());
+        assert_eq!(hub.seq(AssetId(1)), Some(1), "refused as future");
+    }
+
+    #[test]
+    fn refusals_in_a_snapshot_are_counted_like_live_ones() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let (hub, mut feed) = feed("EURUSD");
+        let snapshot = vec![
+            ratecast_testkit::point(1, "EURUSD", NOW - 1, 1.0),
+            ratecast_testkit::point(1, "EURUSD", NOW + 60, 1.0),
+            ratecast_testkit::point(1, "EURUSD", NOW + 61, 1.0),
+        ];
+        metrics::with_local_recorder(&recorder, || feed.load(followed(snapshot), NOW));
+        assert_eq!(hub.window_sizes(NOW), vec![1]);
+        let page = handle.render();
+        assert!(
+            page.contains(r#"ratecast_feed_points_total{outcome="future"} 2"#),
+            "{page}"
+        );
+        assert!(
+            !page.contains(r#"outcome="live""#),
+            "a reload is not news: {page}"
         );
     }
 }

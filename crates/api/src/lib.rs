@@ -68,7 +68,7 @@ where
     S: PointStore,
     F: Future<Output = Result<Option<()>, StartupError>> + Send + 'static,
 {
-    let hub = Arc::new(Hub::new(assets));
+    let hub = Arc::new(Hub::new(assets).with_clock(store.clock()));
     let store = Arc::new(store);
     // The feed keeps clients served until the server has closed them (a drain
     // may keep them a while after shutdown starts), so it stops after `serve`.

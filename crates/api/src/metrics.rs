@@ -95,6 +95,12 @@ pub fn feed_point(lag_seconds: f64, outcome: &'static str) {
     metrics::histogram!("ratecast_feed_lag_seconds").record(lag_seconds.max(0.0));
 }
 
+/// A point of a snapshot (a window load) was refused (`future`,
+/// `unknown_asset`): counted like a refused live point, without a lag.
+pub fn feed_point_refused(outcome: &'static str) {
+    counter!("ratecast_feed_points_total", "outcome" => outcome).increment(1);
+}
+
 /// The feed reloaded the window, by cause (`lagged`, `reset`, `error`).
 pub fn feed_resync(kind: &'static str) {
     counter!("ratecast_feed_resyncs_total", "kind" => kind).increment(1);
@@ -105,7 +111,9 @@ pub fn feed_resync(kind: &'static str) {
 /// history span now, so a quiet asset's size is current without evicting.
 pub fn record_hub(hub: &Hub, ready: bool) {
     let subscribers = hub.subscriber_counts();
-    let windows = hub.window_sizes(ratecast_core::time::unix_now_secs());
+    let windows = hub.window_sizes(hub.now_secs());
+    // Positive: this host's clock is behind the store's (the database's on MongoDB).
+    metrics::gauge!("ratecast_clock_offset_seconds").set(hub.clock().offset_ms() as f64 / 1000.0);
     for ((asset, subscribers), window) in hub.assets().iter().zip(subscribers).zip(windows) {
         let name = asset.name.to_string();
         gauge!("ratecast_ws_subscriptions", "asset" => name.clone()).set(subscribers as f64);

@@ -27,7 +27,6 @@ use ratecast_core::{
         ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame,
         unsubscribed_frame,
     },
-    time::unix_now_secs,
 };
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -370,10 +369,14 @@ impl Connection<'_> {
         let hub = &self.shared.hub;
         // The worker's relay first, then the history: the order the sequence
         // invariant needs (`crate::hub`).
+        if self.outbound.over_budget() {
+            // Refused before a history is built for a client that is not reading.
+            return self.send_backpressure();
+        }
         let relay = Relay::for_this_thread(hub);
         let (Some(points), Some(new)) = (
             relay.subscribe(hub, asset.id),
-            hub.subscribe(asset.id, unix_now_secs(), since),
+            hub.subscribe(asset.id, hub.now_secs(), since),
         ) else {
             return self.send_error(&RequestError::new(ErrorCode::UnknownAsset, "unknown asset"));
         };

@@ -75,6 +75,17 @@ impl SharedClock {
         local_ms.saturating_add(self.offset_ms()).div_euclid(1000)
     }
 
+    /// Unix time by the reference clock when the local clock reads `local`
+    /// (never before the epoch).
+    pub fn reference(&self, local: Duration) -> Duration {
+        let offset = Duration::from_millis(self.offset_ms().unsigned_abs());
+        if self.offset_ms() >= 0 {
+            local.saturating_add(offset)
+        } else {
+            local.saturating_sub(offset)
+        }
+    }
+
     /// The latest `time` a point may carry now ([`MAX_FUTURE_SECS`] ahead).
     pub fn latest_acceptable(&self) -> i64 {
         self.now_secs().saturating_add(MAX_FUTURE_SECS)

@@ -52,22 +52,28 @@ impl<T> Window<T> {
         Self::default()
     }
 
-    /// Offers the point at `time`; `entry` is built only if it is taken.
-    pub fn place(&mut self, time: i64, entry: impl FnOnce() -> T) -> Placed {
+    /// Offers the point at `time`; `entry` is built only if it is taken, and is
+    /// told how ([`Placed::Newest`] or [`Placed::Late`]).
+    pub fn place(&mut self, time: i64, entry: impl FnOnce(Placed) -> T) -> Placed {
         if time < self.floor {
             return Placed::Expired;
         }
         if self.newest.is_none_or(|newest| time > newest) {
             self.newest = Some(time);
-            self.entries.push_back((time, entry()));
+            self.entries.push_back((time, entry(Placed::Newest)));
             return Placed::Newest;
         }
         let at = self.entries.partition_point(|&(t, _)| t < time);
         if self.entries.get(at).is_some_and(|&(t, _)| t == time) {
             return Placed::Duplicate;
         }
-        self.entries.insert(at, (time, entry()));
+        self.entries.insert(at, (time, entry(Placed::Late)));
         Placed::Late
+    }
+
+    /// The time of the oldest entry held.
+    pub fn oldest_held(&self) -> Option<i64> {
+        self.entries.front().map(|&(t, _)| t)
     }
 
     /// Drops entries with `time < cutoff` and refuses later points older than
@@ -121,12 +127,22 @@ mod tests {
     #[test]
     fn newer_points_are_appended_and_late_ones_inserted_in_time_order() {
         let mut window = Window::new();
-        assert_eq!(window.place(10, || 'a'), Placed::Newest);
-        assert_eq!(window.place(13, || 'b'), Placed::Newest);
-        assert_eq!(window.place(11, || 'c'), Placed::Late);
-        assert_eq!(window.place(12, || 'd'), Placed::Late);
-        assert_eq!(window.place(9, || 'e'), Placed::Late);
+        let mut told = Vec::new();
+        for (time, entry) in [(10, 'a'), (13, 'b'), (11, 'c'), (12, 'd'), (9, 'e')] {
+            let placed = window.place(time, |how| {
+                told.push(how);
+                entry
+            });
+            assert_eq!(
+                told.last(),
+                Some(&placed),
+                "the entry is told how it is placed"
+            );
+        }
+        use Placed::{Late, Newest};
+        assert_eq!(told, vec![Newest, Newest, Late, Late, Late]);
         assert_eq!(times(&window), vec![9, 10, 11, 12, 13]);
+        assert_eq!(window.oldest_held(), Some(9));
         let entries: String = window.since(11).map(|(_, c)| *c).collect();
         assert_eq!(entries, "cdb");
         assert_eq!(window.newest(), Some(13));
@@ -135,10 +151,10 @@ mod tests {
     #[test]
     fn a_held_second_is_a_duplicate_and_its_entry_is_not_built() {
         let mut window = Window::new();
-        window.place(10, || 1);
-        window.place(12, || 2);
-        assert_eq!(window.place(12, || panic!("not built")), Placed::Duplicate);
-        assert_eq!(window.place(10, || panic!("not built")), Placed::Duplicate);
+        window.place(10, |_| 1);
+        window.place(12, |_| 2);
+        assert_eq!(window.place(12, |_| panic!("not built")), Placed::Duplicate);
+        assert_eq!(window.place(10, |_| panic!("not built")), Placed::Duplicate);
         assert_eq!(times(&window), vec![10, 12]);
     }
 
@@ -146,23 +162,23 @@ mod tests {
     fn eviction_drops_exactly_the_points_before_the_cutoff_and_refuses_them_later() {
         let mut window = Window::new();
         for t in 0..10 {
-            window.place(t, || t);
+            window.place(t, |_| t);
         }
         assert!(window.evict_before(7));
         assert!(!window.evict_before(7));
         assert_eq!(times(&window), vec![7, 8, 9]);
         assert_eq!(window.since(9).count(), 1);
         assert_eq!(
-            window.place(5, || 5),
+            window.place(5, |_| 5),
             Placed::Expired,
             "an evicted second does not come back"
         );
         assert!(window.evict_before(100));
         assert!(window.is_empty());
         assert_eq!(window.newest(), Some(9));
-        assert_eq!(window.place(50, || 50), Placed::Expired);
+        assert_eq!(window.place(50, |_| 50), Placed::Expired);
         assert_eq!(
-            window.place(100, || 100),
+            window.place(100, |_| 100),
             Placed::Newest,
             "an emptied window takes points again at the cutoff"
         );

@@ -78,7 +78,7 @@ use ratecast_core::{
     AssetId, AssetList, Point,
     protocol::assets_frame,
     throttle::LogThrottle,
-    time::{MAX_FUTURE_SECS, history_cutoff},
+    time::{MAX_FUTURE_SECS, SharedClock, history_cutoff},
     window::Placed,
 };
 use tokio::sync::broadcast;
@@ -138,6 +138,9 @@ pub struct Hub {
     /// Refused future points, logged so that a skewed fetcher clock writes a
     /// line a minute, not one per point.
     future_log: LogThrottle,
+    /// The clock the deployment shares (the store's): what `now` is for the
+    /// window's span and for refusing future points.
+    clock: SharedClock,
 }
 
 impl Hub {
@@ -150,7 +153,30 @@ impl Hub {
             ready: AtomicBool::new(false),
             loaded: AtomicBool::new(false),
             future_log: LogThrottle::new(FUTURE_LOG_INTERVAL),
+            clock: SharedClock::local(),
         }
+    }
+
+    /// The hub judging time by `clock` (the store's, [`PointStore::clock`]),
+    /// instead of this host's own: an API replica whose clock lags the
+    /// database's would otherwise refuse every point as future, and one ahead
+    /// would expire points early.
+    ///
+    /// [`PointStore::clock`]: ratecast_core::PointStore::clock
+    #[must_use]
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The shared clock time is judged by.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The current second by the shared clock.
+    pub fn now_secs(&self) -> i64 {
+        self.clock.now_secs()
     }
 
     pub fn assets(&self) -> &AssetList {
@@ -215,6 +241,7 @@ impl Hub {
                 time = point.time,
                 now,
                 refused = report.failures(),
+                clock_offset_ms = self.clock.offset_ms(),
                 "refusing points stamped in the future (is the fetcher's clock ahead?); \
                  counted in ratecast_feed_points_total{{outcome=\"future\"}}"
             );

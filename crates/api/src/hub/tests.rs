@@ -252,3 +252,89 @@ fn a_quiet_windows_size_is_current_when_counted_and_counting_evicts_nothing() {
         "nor the history frame dropped"
     );
 }
+
+#[test]
+fn a_refused_point_after_the_span_moved_leaves_no_expired_point_in_the_history() {
+    let hub = hub();
+    for t in NOW - 1799..=NOW {
+        hub.apply(&point(1, t, 1.0), NOW);
+    }
+    let before = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
+    assert_eq!(history_times(&before).first(), Some(&(NOW - 1799)));
+    // Ten seconds later a window reload applies a point the hub holds: refused,
+    // but the span moved on while placing it.
+    assert_eq!(hub.apply(&point(1, NOW, 1.0), NOW + 10), Applied::Duplicate);
+    let after = history_times(
+        &hub.subscribe(AssetId(1), NOW + 10, None)
+            .expect("asset")
+            .history,
+    );
+    assert_eq!(
+        after.first(),
+        Some(&(NOW - 1789)),
+        "only points with time > now - 1800"
+    );
+    assert_eq!(after.len(), 1790);
+}
+
+#[test]
+fn a_since_before_the_oldest_point_held_gets_the_shared_frame() {
+    let hub = hub();
+    for t in NOW - 10..=NOW {
+        hub.apply(&point(1, t, 1.0), NOW);
+    }
+    let shared = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
+    for since in [NOW - 11, NOW - 5000, i64::MIN] {
+        let sub = hub.subscribe(AssetId(1), NOW, Some(since)).expect("asset");
+        assert_eq!(
+            sub.history.as_ptr(),
+            shared.as_ptr(),
+            "since {since}: the whole window, shared, not a private copy"
+        );
+        assert_eq!(sub.last_time, Some(NOW));
+    }
+    let missed = hub
+        .subscribe(AssetId(1), NOW, Some(NOW - 10))
+        .expect("asset")
+        .history;
+    assert_ne!(missed.as_ptr(), shared.as_ptr());
+    assert_eq!(history_times(&missed), (NOW - 9..=NOW).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_catch_up_sends_only_the_points_that_were_pushed_live() {
+    let hub = hub();
+    hub.apply(&point(1, NOW - 10, 1.0), NOW);
+    let (sub, _points) = subscribe(&hub, 1, NOW, None);
+    assert_eq!(hub.apply(&point(1, NOW - 5, 1.0), NOW), Applied::Live);
+    assert_eq!(hub.apply(&point(1, NOW, 1.0), NOW), Applied::Live);
+    // Late: a current subscriber never gets it as a `point` message.
+    assert_eq!(hub.apply(&point(1, NOW - 3, 1.0), NOW), Applied::Late);
+    let chunk = hub.catch_up(AssetId(1), sub.last_time, 10).expect("asset");
+    let caught: Vec<(i64, u64)> = chunk.frames.iter().map(|f| (f.time, f.seq)).collect();
+    assert_eq!(
+        caught,
+        vec![(NOW - 5, 2), (NOW, 3)],
+        "the live points with their numbers, and not the late one"
+    );
+    assert_eq!(chunk.done_at, Some(3));
+    // A later history holds it.
+    let history = hub.subscribe(AssetId(1), NOW, None).expect("asset").history;
+    assert_eq!(
+        history_times(&history),
+        vec![NOW - 10, NOW - 5, NOW - 3, NOW]
+    );
+}
+
+#[test]
+fn the_hub_judges_time_by_the_shared_clock() {
+    let clock = SharedClock::local();
+    let hub = hub().with_clock(clock.clone());
+    let local = ratecast_core::time::unix_now_secs();
+    clock.set_offset(-60_000);
+    let now = hub.now_secs();
+    assert!(
+        (local - 61..=local - 59).contains(&now),
+        "this host's clock is a minute ahead of the shared one: {now} vs {local}"
+    );
+}

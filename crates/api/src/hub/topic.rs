@@ -108,15 +108,28 @@ impl Topic {
 
     /// Places `encoded` (the point at `time`) in the window after dropping what
     /// is older than `cutoff`: the newest point is numbered and pushed live, a
-    /// late one only enters the window.
+    /// late one only enters the window. The window keeps each entry with the
+    /// number it was pushed with (0 for a late point), so a catch-up sends
+    /// exactly the points every subscriber got live.
     pub(super) fn place(&self, time: i64, mut encoded: PointBytes, cutoff: i64) -> Placed {
         let mut state = self.lock();
-        state.window.evict_before(cutoff);
-        let placed = state.window.place(time, || encoded.clone());
+        if state.window.evict_before(cutoff) {
+            // The cached history holds what just left the span: even if this
+            // point is refused (a duplicate of a reload), it must not be served.
+            state.history = None;
+        }
+        let next = state.seq + 1;
+        let placed = state.window.place(time, |how| {
+            let mut entry = encoded.clone();
+            if how == Placed::Newest {
+                entry.seq = next;
+            }
+            entry
+        });
         match placed {
             Placed::Newest => {
-                state.seq += 1;
-                encoded.seq = state.seq;
+                state.seq = next;
+                encoded.seq = next;
                 state.history = None;
                 // An error only means nobody is subscribed to this asset right now.
                 let _ = state.points.send(encoded);
@@ -134,17 +147,27 @@ impl Topic {
         if state.window.evict_before(history_cutoff(now)) {
             state.history = None;
         }
-        let from = since.map_or(i64::MIN, |since| since.saturating_add(1));
         // A client resuming from `since` already has everything up to it, even if
         // this replica's window does not reach that far yet.
         let last_time = state.window.newest_held().max(since);
         let seq = state.seq;
         self.subscribers.fetch_add(1, Ordering::Relaxed);
         let counted = Subscribed(self.subscribers.clone());
+        // A `since` before the oldest point held asks for the whole window: the
+        // shared frame, not a private copy of it.
+        let since = since.filter(|&since| {
+            state
+                .window
+                .oldest_held()
+                .is_some_and(|oldest| since >= oldest)
+        });
         let history = match since {
-            Some(_) => {
-                let missed: Vec<PointBytes> =
-                    state.window.since(from).map(|(_, p)| p.clone()).collect();
+            Some(since) => {
+                let missed: Vec<PointBytes> = state
+                    .window
+                    .since(since.saturating_add(1))
+                    .map(|(_, p)| p.clone())
+                    .collect();
                 drop(state);
                 wire::history_frame(missed.iter())
             }
@@ -172,9 +195,12 @@ impl Topic {
     pub(super) fn catch_up(&self, after: Option<i64>, limit: usize) -> CatchUp {
         let state = self.lock();
         let from = after.map_or(i64::MIN, |t| t.saturating_add(1));
+        // Only the points that were pushed live (numbered): a late point is in
+        // later histories but never a `point` message, for any subscriber.
         let mut frames: Vec<PointBytes> = state
             .window
             .since(from)
+            .filter(|(_, p)| p.seq != 0)
             .take(limit.saturating_add(1))
             .map(|(_, p)| p.clone())
             .collect();
