@@ -340,7 +340,10 @@ mod tests {
         feed.load(followed(vec![]), NOW);
         let second = end(&mut feed).expect("backs off");
         assert!(second > first, "longer each time: {first:?}, {second:?}");
-        assert!(!hub.is_ready(), "not ready until the window is loaded again");
+        assert!(
+            !hub.is_ready(),
+            "not ready until the window is loaded again"
+        );
         feed.load(followed(vec![]), NOW);
         assert!(feed.apply_event(eurusd(NOW), at(NOW)).is_continue());
         assert_eq!(end(&mut feed), None, "followed again at once");

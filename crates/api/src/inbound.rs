@@ -25,20 +25,16 @@
 //! buffer pauses at 32 KiB) and a client that sends faster than it is read fills
 //! its own TCP window instead of the server's memory.
 
-use std::{
-    str,
-    sync::{
-        LazyLock,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
+use std::str;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, StreamExt};
-use metrics::{Gauge, gauge};
 use tokio::time::Instant;
 
-use crate::limits::{RateLimiter, Verdict};
+use crate::{
+    limits::{RateLimiter, Verdict},
+    metrics::{BufferGauges, HeldBytes},
+};
 
 /// The longest client frame header: 2 bytes, a 64-bit length, a 4-byte mask.
 pub const MAX_HEADER: usize = 14;
@@ -437,10 +433,11 @@ fn close_code(payload: &[u8]) -> Result<Option<u16>, Refusal> {
     Ok(Some(code))
 }
 
-static HELD: LazyLock<Gauge> = LazyLock::new(|| gauge!("ratecast_ws_inbound_buffered_bytes"));
-static LARGEST: LazyLock<Gauge> =
-    LazyLock::new(|| gauge!("ratecast_ws_inbound_buffer_largest_bytes"));
-static LARGEST_SEEN: AtomicUsize = AtomicUsize::new(0);
+/// What connections hold of incomplete inbound messages.
+static INBOUND_BUFFER: BufferGauges = BufferGauges::new(
+    "ratecast_ws_inbound_buffered_bytes",
+    "ratecast_ws_inbound_buffer_largest_bytes",
+);
 
 /// The client's frames as a stream of [`Inbound`], read from the upgraded
 /// request's payload (any stream of byte chunks) one chunk at a time.
@@ -449,8 +446,8 @@ pub struct InboundStream<S> {
     decoder: Decoder,
     /// The rest of the last chunk read: decoded before anything more is read.
     pending: Bytes,
-    /// What the decoder held at the last report to the gauges.
-    reported: usize,
+    /// What the decoder holds, as reported to the gauges.
+    held: HeldBytes,
 }
 
 impl<S, E> InboundStream<S>
@@ -462,7 +459,7 @@ where
             payload,
             decoder,
             pending: Bytes::new(),
-            reported: 0,
+            held: HeldBytes::new(&INBOUND_BUFFER),
         }
     }
 
@@ -489,21 +486,7 @@ where
     /// Keeps `ratecast_ws_inbound_buffered_bytes` (all connections) and the
     /// largest any connection held since start up to date.
     fn report(&mut self) {
-        let held = self.decoder.held();
-        if held == self.reported {
-            return;
-        }
-        HELD.increment(held as f64 - self.reported as f64);
-        self.reported = held;
-        if LARGEST_SEEN.fetch_max(held, Ordering::Relaxed) < held {
-            LARGEST.set(LARGEST_SEEN.load(Ordering::Relaxed) as f64);
-        }
-    }
-}
-
-impl<S> Drop for InboundStream<S> {
-    fn drop(&mut self) {
-        HELD.decrement(self.reported as f64);
+        self.held.report(self.decoder.held());
     }
 }
 

@@ -6,7 +6,10 @@
 //! `GET /metrics` renders the process recorder the binary installed
 //! (`ratecast_process::metrics::install_recorder`) and handed to `run`.
 
-use std::sync::LazyLock;
+use std::sync::{
+    LazyLock,
+    atomic::{AtomicUsize, Ordering},
+};
 
 use metrics::{Counter, counter, gauge};
 
@@ -120,4 +123,58 @@ pub fn record_hub(hub: &Hub, ready: bool) {
         gauge!("ratecast_window_points", "asset" => name).set(window as f64);
     }
     gauge!("ratecast_ready").set(if ready { 1.0 } else { 0.0 });
+}
+
+/// A per-connection buffer reported process-wide: `held` is the sum of what
+/// every connection holds in it now, `largest` the most any one connection
+/// held since start (what a memory bound is checked against).
+pub struct BufferGauges {
+    held: &'static str,
+    largest: &'static str,
+    largest_seen: AtomicUsize,
+}
+
+impl BufferGauges {
+    pub const fn new(held: &'static str, largest: &'static str) -> Self {
+        Self {
+            held,
+            largest,
+            largest_seen: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// One connection's share of a [`BufferGauges`]; dropping it takes the share
+/// out of the sum.
+pub struct HeldBytes {
+    gauges: &'static BufferGauges,
+    reported: usize,
+}
+
+impl HeldBytes {
+    pub fn new(gauges: &'static BufferGauges) -> Self {
+        Self {
+            gauges,
+            reported: 0,
+        }
+    }
+
+    /// This connection now holds `held` bytes in the buffer.
+    pub fn report(&mut self, held: usize) {
+        if held == self.reported {
+            return;
+        }
+        gauge!(self.gauges.held).increment(held as f64 - self.reported as f64);
+        self.reported = held;
+        let largest = &self.gauges.largest_seen;
+        if largest.fetch_max(held, Ordering::Relaxed) < held {
+            gauge!(self.gauges.largest).set(largest.load(Ordering::Relaxed) as f64);
+        }
+    }
+}
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        gauge!(self.gauges.held).decrement(self.reported as f64);
+    }
 }

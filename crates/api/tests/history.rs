@@ -159,6 +159,18 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
             assert_eq!(reader.expect("point").await["time"], *t);
         }
     }
+    // What the server held for them meanwhile: no connection's reply queue
+    // (the gauge is the largest any held since start, in this process) went
+    // past the budget by more than the small frames queued whatever the budget
+    // (one error per refused request, pings), although 40 pages of ~270 KB
+    // were asked of each of five connections that read nothing.
+    let budget = ServerConfig::default().session.max_queued_bytes as f64;
+    let largest =
+        ratecast_testkit::metric(server.addr, "ratecast_ws_reply_queue_largest_bytes").await;
+    assert!(
+        largest > 0.0 && largest <= budget + 40.0 * 1024.0,
+        "largest reply queue {largest} B, budget {budget} B"
+    );
     // What a hostile client was sent: pages of at most an hour while its queue
     // had room, then refusals; one answer per request.
     let (mut pages, mut refused, mut busy) = (0, 0, 0);

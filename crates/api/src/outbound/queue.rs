@@ -16,12 +16,21 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{Gone, Outbound};
+use crate::metrics::{BufferGauges, HeldBytes};
+
+/// What connections hold of queued replies.
+static REPLY_QUEUE: BufferGauges = BufferGauges::new(
+    "ratecast_ws_reply_queue_bytes",
+    "ratecast_ws_reply_queue_largest_bytes",
+);
 
 /// The replies and control frames the session queued, in order.
 pub(super) struct Replies {
     frames: VecDeque<Bytes>,
     /// Bytes in `frames`.
     queued: usize,
+    /// `queued`, as reported to the gauges.
+    held: HeldBytes,
     /// The most bytes `frames` may hold (more only for a single frame).
     budget: usize,
     /// Since when frames have waited for the socket with none of their bytes
@@ -35,6 +44,7 @@ impl Replies {
         Self {
             frames: VecDeque::new(),
             queued: 0,
+            held: HeldBytes::new(&REPLY_QUEUE),
             budget,
             waiting_since: None,
         }
@@ -46,6 +56,7 @@ impl Replies {
             self.waiting_since = Some(Instant::now());
         }
         self.queued += frame.len();
+        self.held.report(self.queued);
         self.frames.push_back(frame);
     }
 
@@ -53,6 +64,7 @@ impl Replies {
     pub(super) fn pop(&mut self) -> Option<Bytes> {
         let frame = self.frames.pop_front()?;
         self.queued -= frame.len();
+        self.held.report(self.queued);
         if self.frames.is_empty() && self.frames.capacity() > 16 {
             // Give back the room a burst of replies took.
             self.frames = VecDeque::new();
@@ -64,6 +76,7 @@ impl Replies {
     pub(super) fn clear(&mut self) {
         self.frames.clear();
         self.queued = 0;
+        self.held.report(0);
         self.waiting_since = None;
     }
 
