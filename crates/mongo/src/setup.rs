@@ -176,11 +176,7 @@ impl MongoStore {
                 ClockError::Driver(error) => SetupError::Unreachable(error),
                 ClockError::Reply(error) => SetupError::Clock(error),
             })?;
-        if hello.max_wire_version < documents::MIN_WIRE_VERSION {
-            return Err(SetupError::ServerTooOld {
-                found: hello.max_wire_version,
-            });
-        }
+        supported(&hello)?;
         // The unique name index must exist before seeding, or two processes with
         // differently ordered lists could store one name under two ids.
         connection
@@ -329,6 +325,17 @@ pub fn check_assets(assets: &AssetList, stored: &[(i64, String)]) -> Result<(), 
     Ok(())
 }
 
+/// Whether ratecast runs on the server that answered `hello` (MongoDB 5.0 or
+/// later: see [`documents::MIN_WIRE_VERSION`]).
+fn supported(hello: &documents::Hello) -> Result<(), SetupError> {
+    if hello.max_wire_version < documents::MIN_WIRE_VERSION {
+        return Err(SetupError::ServerTooOld {
+            found: hello.max_wire_version,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +382,23 @@ mod tests {
         assert!(SetupError::Seed(io()).is_transient());
         assert!(!SetupError::AssetConflict("x".into()).is_transient());
         assert!(!SetupError::Uri(io()).is_transient());
+    }
+
+    #[test]
+    fn a_server_older_than_5_0_is_refused_at_start_with_one_line_naming_the_minimum() {
+        let hello = |max_wire_version| documents::Hello {
+            local_time_ms: 0,
+            max_wire_version,
+        };
+        // 12 is MongoDB 4.4, 13 is 5.0.
+        let error = supported(&hello(12)).expect_err("4.4 is refused");
+        assert!(!error.is_transient(), "not retried forever");
+        assert_eq!(
+            error.to_string(),
+            "MongoDB 5.0 or later is required (wire version 13); this server speaks wire \
+             version 12"
+        );
+        assert!(supported(&hello(13)).is_ok());
+        assert!(supported(&hello(25)).is_ok());
     }
 }
