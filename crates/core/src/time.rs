@@ -1,11 +1,8 @@
 //! Wall-clock time in Unix seconds, the unit of every point's `time`.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicI64, Ordering},
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 /// The length of the history a subscriber receives: the last 30 minutes.
@@ -29,61 +26,80 @@ pub fn unix_now_secs() -> i64 {
     i64::try_from(unix_now().as_secs()).unwrap_or(i64::MAX)
 }
 
-/// The clock the services of one deployment share: the local clock corrected by
-/// the offset to a reference clock that every service reads, the database's on
-/// MongoDB (measured by the store with `hello`). Where the local clock is the
-/// reference (the embedded store, one process) the offset stays 0.
+/// The clock the services of one deployment share: a reference clock that every
+/// service reads (the database's on MongoDB, read by the store with `hello`),
+/// carried forward between readings by this host's monotonic clock. Before any
+/// reading, and where this host is the reference (the embedded store, one
+/// process), it is the local wall clock.
 ///
 /// Whether a point is "in the future" is judged against this clock, never the
 /// local one alone: a fetcher whose clock runs ahead would otherwise store points
 /// that hide the real ones later, and an API whose clock lags would refuse every
-/// point. Clones share one offset.
+/// point. Carried by the monotonic clock, a reading stays right when this host's
+/// wall clock is stepped (NTP, an operator) until the next one. Clones share one
+/// reading.
 #[derive(Debug, Clone, Default)]
 pub struct SharedClock {
-    /// Reference minus local, in milliseconds.
-    offset_ms: Arc<AtomicI64>,
+    reading: Arc<Mutex<Option<Reading>>>,
+}
+
+/// The reference clock read `reference` (Unix time) when this host's monotonic
+/// clock read `at`.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    at: Instant,
+    reference: Duration,
 }
 
 impl SharedClock {
-    /// A clock that is its own reference (offset 0 until [`set_offset`] says
-    /// otherwise).
-    ///
-    /// [`set_offset`]: Self::set_offset
+    /// A clock that is its own reference until a reading says otherwise.
     pub fn local() -> Self {
         Self::default()
     }
 
-    /// Records a measured offset: the reference's reading minus the local one.
-    pub fn set_offset(&self, offset_ms: i64) {
-        self.offset_ms.store(offset_ms, Ordering::Relaxed);
+    /// Records a reading: the reference clock read `reference` (Unix time) when
+    /// this host's monotonic clock read `at` (e.g. halfway through the round
+    /// trip that fetched it).
+    pub fn record(&self, at: Instant, reference: Duration) {
+        *crate::sync::lock(&self.reading) = Some(Reading { at, reference });
     }
 
-    /// The reference's reading minus the local clock's, in milliseconds: positive
-    /// when the local clock is behind.
+    /// Records a reference clock `offset_ms` ahead of this host's wall clock now
+    /// (negative: behind).
+    pub fn set_offset(&self, offset_ms: i64) {
+        self.record(Instant::now(), shift(unix_now(), offset_ms));
+    }
+
+    /// Unix time now by the reference clock.
+    pub fn now(&self) -> Duration {
+        let reading = *crate::sync::lock(&self.reading);
+        match reading {
+            Some(Reading { at, reference }) => reference.saturating_add(at.elapsed()),
+            None => unix_now(),
+        }
+    }
+
+    /// The reference clock minus this host's wall clock, in milliseconds:
+    /// positive when the local clock is behind.
     pub fn offset_ms(&self) -> i64 {
-        self.offset_ms.load(Ordering::Relaxed)
+        as_ms(self.now()).saturating_sub(as_ms(unix_now()))
     }
 
     /// The current Unix second by the reference clock.
     pub fn now_secs(&self) -> i64 {
-        self.at(unix_now())
+        as_secs(self.now())
     }
 
-    /// The Unix second by the reference clock when the local clock reads `local`.
+    /// The Unix second by the reference clock when the local wall clock reads
+    /// `local` (a moment close to now).
     pub fn at(&self, local: Duration) -> i64 {
-        let local_ms = i64::try_from(local.as_millis()).unwrap_or(i64::MAX);
-        local_ms.saturating_add(self.offset_ms()).div_euclid(1000)
+        as_secs(self.reference(local))
     }
 
-    /// Unix time by the reference clock when the local clock reads `local`
-    /// (never before the epoch).
+    /// Unix time by the reference clock when the local wall clock reads `local`
+    /// (a moment close to now; never before the epoch).
     pub fn reference(&self, local: Duration) -> Duration {
-        let offset = Duration::from_millis(self.offset_ms().unsigned_abs());
-        if self.offset_ms() >= 0 {
-            local.saturating_add(offset)
-        } else {
-            local.saturating_sub(offset)
-        }
+        shift(local, self.offset_ms())
     }
 
     /// The latest `time` a point may carry now ([`MAX_FUTURE_SECS`] ahead).
@@ -92,13 +108,22 @@ impl SharedClock {
     }
 }
 
-/// The offset of a reference clock that read `reference` while the local clock
-/// went from `sent` to `received`: the reading is taken as made halfway through
-/// the round trip, so the error is at most half the round trip.
-pub fn clock_offset_ms(sent: Duration, received: Duration, reference: Duration) -> i64 {
-    let as_ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let midpoint = as_ms(sent).saturating_add(as_ms(received.saturating_sub(sent)) / 2);
-    as_ms(reference).saturating_sub(midpoint)
+/// `time` moved by `offset_ms`, never before the epoch.
+fn shift(time: Duration, offset_ms: i64) -> Duration {
+    let offset = Duration::from_millis(offset_ms.unsigned_abs());
+    if offset_ms >= 0 {
+        time.saturating_add(offset)
+    } else {
+        time.saturating_sub(offset)
+    }
+}
+
+fn as_ms(time: Duration) -> i64 {
+    i64::try_from(time.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn as_secs(time: Duration) -> i64 {
+    i64::try_from(time.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The oldest `time` that still belongs to the history window at `now`:
@@ -130,18 +155,28 @@ mod tests {
             "seconds are floored, never rounded up"
         );
         let shared = clock.clone();
-        shared.set_offset(0);
-        assert_eq!(clock.offset_ms(), 0, "clones share one offset");
+        shared.set_offset(-60_000);
+        assert!(
+            (-60_002..=-59_998).contains(&clock.offset_ms()),
+            "clones share one reading: {}",
+            clock.offset_ms()
+        );
     }
 
     #[test]
-    fn an_offset_is_measured_from_the_middle_of_the_round_trip() {
-        let ms = Duration::from_millis;
-        // Sent at 1000, answered at 1040: the reference read 4600 at local 1020.
-        assert_eq!(clock_offset_ms(ms(1000), ms(1040), ms(4600)), 3580);
-        // A reference behind the local clock gives a negative offset.
-        assert_eq!(clock_offset_ms(ms(10_000), ms(10_000), ms(9_000)), -1000);
-        // A local clock stepped back during the trip does not underflow.
-        assert_eq!(clock_offset_ms(ms(500), ms(400), ms(500)), 0);
+    fn a_reading_is_carried_forward_by_the_monotonic_clock() {
+        let clock = SharedClock::local();
+        let reference = Duration::from_secs(2_000_000_000);
+        let two_seconds_ago = Instant::now()
+            .checked_sub(Duration::from_secs(2))
+            .expect("the monotonic clock has run for 2 s");
+        clock.record(two_seconds_ago, reference);
+        let now = clock.now();
+        assert!(
+            now >= reference + Duration::from_secs(2) && now < reference + Duration::from_secs(3),
+            "{now:?}"
+        );
+        assert_eq!(clock.now_secs(), 2_000_000_002);
+        assert_eq!(clock.latest_acceptable(), 2_000_000_002 + MAX_FUTURE_SECS);
     }
 }

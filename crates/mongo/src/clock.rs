@@ -7,10 +7,16 @@
 //! change event follows), and an API replica whose clock lags would refuse every
 //! point. The store reads the server's `localTime` with `hello` when it prepares
 //! the database and again at most every [`CLOCK_REREAD`] (before an insert, or
-//! while the feed follows), and keeps the offset in a [`SharedClock`] that the
-//! services read without I/O. A skew beyond [`MAX_FUTURE_SECS`] is logged at
-//! every reread (a line a minute at most) and published by the services as
-//! `ratecast_clock_offset_seconds`.
+//! while the feed follows), and keeps the reading in a [`SharedClock`] that the
+//! services read without I/O, carried forward by this host's monotonic clock. A
+//! reread is best effort: it waits at most [`CLOCK_READ_TIMEOUT`], a failure keeps
+//! the last reading (logged, throttled) and never fails the insert or feed step
+//! that asked, and a reading whose round trip took longer than
+//! [`MAX_ROUND_TRIP`] is too imprecise to replace one. A skew beyond
+//! [`MAX_FUTURE_SECS`] is logged at every reread (a line a minute at most) and
+//! published by the services as `ratecast_clock_offset_seconds`.
+//!
+//! [`SharedClock`]: ratecast_core::time::SharedClock
 
 use std::{
     sync::Mutex,
@@ -19,7 +25,7 @@ use std::{
 
 use ratecast_core::{
     StoreError,
-    time::{MAX_FUTURE_SECS, clock_offset_ms, unix_now},
+    time::{MAX_FUTURE_SECS, unix_now_secs},
 };
 use tracing::{debug, warn};
 
@@ -32,6 +38,13 @@ use crate::{
 /// How old the last reading of the server's clock may be before the next insert
 /// or feed step reads it again.
 pub const CLOCK_REREAD: Duration = Duration::from_secs(60);
+
+/// How long a reread may take before it is given up (the last reading stays).
+pub const CLOCK_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest round trip whose reading replaces an earlier one: the reading is
+/// taken as made halfway, so its error is at most half the round trip.
+pub const MAX_ROUND_TRIP: Duration = Duration::from_secs(1);
 
 /// Why the server's clock could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +64,8 @@ impl From<ClockError> for StoreError {
     }
 }
 
-/// When the server's clock was last read; `None` before the first reading.
+/// When the server's clock was last read, or a read was last tried; `None`
+/// before the first.
 #[derive(Debug, Default)]
 pub(crate) struct LastReading(Mutex<Option<Instant>>);
 
@@ -64,6 +78,10 @@ impl LastReading {
 
     fn record(&self, at: Instant) {
         *ratecast_core::sync::lock(&self.0) = Some(at);
+    }
+
+    fn is_never(&self) -> bool {
+        ratecast_core::sync::lock(&self.0).is_none()
     }
 }
 
@@ -82,24 +100,32 @@ fn skew_warning(offset_ms: i64) -> Option<String> {
 
 impl MongoStore {
     /// Reads the server's clock and wire version with `hello` and records the
-    /// clock's offset.
+    /// clock's reading (unless its round trip was too long to be precise and an
+    /// earlier reading exists).
     pub(crate) async fn read_server_clock(
         &self,
         connection: &Connection,
     ) -> Result<Hello, ClockError> {
-        let sent = unix_now();
-        let started = Instant::now();
+        let sent = Instant::now();
         let reply = connection
             .db
             .run_command(documents::hello_command())
             .await
             .map_err(ClockError::Driver)?;
-        let received = unix_now();
+        let round_trip = sent.elapsed();
         let hello = documents::parse_hello(&reply).map_err(ClockError::Reply)?;
+        let first = self.inner.clock_read.is_never();
+        self.inner.clock_read.record(sent);
+        if round_trip > MAX_ROUND_TRIP && !first {
+            debug!(
+                ?round_trip,
+                "a slow hello; keeping the last reading of the database's clock"
+            );
+            return Ok(hello);
+        }
         let reference = Duration::from_millis(u64::try_from(hello.local_time_ms).unwrap_or(0));
-        let offset_ms = clock_offset_ms(sent, received, reference);
-        self.inner.clock.set_offset(offset_ms);
-        self.inner.clock_read.record(started);
+        self.inner.clock.record(sent + round_trip / 2, reference);
+        let offset_ms = self.inner.clock.offset_ms();
         match skew_warning(offset_ms) {
             Some(warning) => warn!(offset_ms, "{warning}"),
             None => debug!(offset_ms, "read the database's clock"),
@@ -107,14 +133,34 @@ impl MongoStore {
         Ok(hello)
     }
 
-    /// Reads the server's clock again if the last reading is [`CLOCK_REREAD`] old.
-    pub(crate) async fn refresh_clock(&self) -> Result<(), StoreError> {
+    /// Reads the server's clock again if the last try is [`CLOCK_REREAD`] old.
+    /// Best effort: a failure is logged (throttled) and the last reading kept.
+    pub(crate) async fn refresh_clock(&self) {
         if !self.inner.clock_read.is_due(Instant::now()) {
-            return Ok(());
+            return;
         }
-        let connection = self.connection().await.map_err(store_error)?;
-        self.read_server_clock(connection).await?;
-        Ok(())
+        self.inner.clock_read.record(Instant::now());
+        let read = tokio::time::timeout(CLOCK_READ_TIMEOUT, async {
+            let connection = self.connection().await.map_err(store_error)?;
+            self.read_server_clock(connection).await?;
+            Ok::<_, StoreError>(())
+        })
+        .await;
+        let error = match read {
+            Ok(Ok(())) => {
+                self.inner.clock_log.success();
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_elapsed) => format!("no answer within {CLOCK_READ_TIMEOUT:?}"),
+        };
+        if self.inner.clock_log.failure(unix_now_secs()).is_due() {
+            warn!(
+                %error,
+                clock_offset_ms = self.inner.clock.offset_ms(),
+                "cannot read the database's clock; keeping the last reading"
+            );
+        }
     }
 }
 

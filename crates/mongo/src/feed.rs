@@ -31,7 +31,7 @@ use ratecast_core::{
     retry::Backoff,
     store::{FeedError, FeedEvent},
 };
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     MongoStore, StreamStart,
@@ -156,10 +156,8 @@ impl LiveFeed for MongoFeed {
         }
         loop {
             // The database's clock, which points are judged by, is read again
-            // while following; a failure here shows in the stream too.
-            if let Err(error) = self.store.refresh_clock().await {
-                debug!(%error, "cannot read the database's clock; keeping the last offset");
-            }
+            // while following (best effort, at most a minute apart).
+            self.store.refresh_clock().await;
             let Some(stream) = self.stream.as_mut() else {
                 let Some(token) = self.token.clone() else {
                     // A stream opened "from now" would silently skip what happened

@@ -75,6 +75,8 @@ struct Inner {
     unconfirmed: LogThrottle,
     /// The database's clock as this host reads it ([`clock`]).
     clock: SharedClock,
+    /// Failed rereads of that clock.
+    clock_log: LogThrottle,
     clock_read: clock::LastReading,
 }
 
@@ -142,7 +144,7 @@ impl PointSink for MongoStore {
         }
         // Judged by the database's clock, which every service shares: a point
         // further ahead would take the place of the real point of its second.
-        self.refresh_clock().await?;
+        self.refresh_clock().await;
         let latest = self.inner.clock.latest_acceptable();
         let (current, future): (Vec<&Point>, Vec<&Point>) =
             points.iter().partition(|p| p.time <= latest);

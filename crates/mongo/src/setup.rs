@@ -132,6 +132,7 @@ impl MongoStore {
                 future: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
                 unconfirmed: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
                 clock: SharedClock::local(),
+                clock_log: LogThrottle::new(crate::REJECTION_LOG_INTERVAL),
                 clock_read: LastReading::default(),
             }),
         })
