@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn refusals_in_a_snapshot_are_counted_like_live_ones() {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let recorder = ratecast_process::metrics::standalone_recorder();
         let handle = recorder.handle();
         let (hub, mut feed) = feed("EURUSD");
         let snapshot = vec![

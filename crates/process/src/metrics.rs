@@ -5,6 +5,9 @@ use std::sync::OnceLock;
 
 /// What renders the recorder's page; handed from the binary to its library.
 pub use metrics_exporter_prometheus::PrometheusHandle;
+/// A recorder that is not installed, for tests that record into their own
+/// ([`standalone_recorder`]).
+pub use metrics_exporter_prometheus::PrometheusRecorder;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
 /// The `Content-Type` of a rendered `/metrics` page (text format 0.0.4).
@@ -35,4 +38,11 @@ pub fn install_recorder() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// A Prometheus recorder of its own, not installed: a test records into it with
+/// `metrics::with_local_recorder` and reads it with its `handle()`, untouched by
+/// whatever else the test process records.
+pub fn standalone_recorder() -> PrometheusRecorder {
+    PrometheusBuilder::new().build_recorder()
 }

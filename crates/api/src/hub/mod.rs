@@ -45,8 +45,9 @@
 //! - **A gap** is a received point numbered above `seq + 1`, or a receiver that
 //!   reports it lagged: a ring overflowed on the way ([`POINT_BUFFER`] points,
 //!   the topic's or a relay's) and points were skipped. The subscriber then
-//!   catches up from the window ([`Hub::catch_up`]): the points after its
-//!   `last_time`, in time order, a chunk at a time. The chunk that reaches the
+//!   catches up from the window ([`Hub::catch_up`]): the numbered points after
+//!   its `last_time` (the window keeps each point's number), in time order, a
+//!   chunk at a time. The chunk that reaches the
 //!   newest point carries the topic's `seq`, taken under the same lock
 //!   ([`CatchUp::done_at`]): every point numbered up to it is in that chunk or
 //!   at or before `last_time` (or has left the span), so the subscriber takes
@@ -54,15 +55,17 @@
 //!   covered.
 //! - **Resuming with `since`.** A client that reconnects with `since` gets a
 //!   history of only the window's points after `since`, built from the same
-//!   bytes, with the topic's `seq` taken under the same lock as for any
+//!   bytes (or the shared frame, when `since` is older than every point held), with the topic's `seq` taken under the same lock as for any
 //!   subscriber; its `last_time` is at least `since`. If this replica's window
 //!   does not reach `since` yet (the client came from a replica that was
 //!   ahead), the live points up to `since` are numbered and received, and
 //!   dropped as not after `last_time`: numbering and catch-up work unchanged.
 //! - **Live points only move forward.** A late point (older than the newest the
 //!   topic took, and not held yet) goes into the window in time order, so later
-//!   histories and catch-ups hold it, but it is neither numbered nor pushed: a
-//!   subscriber that has a newer point would see time go backwards. With the
+//!   histories hold it, but it is neither numbered nor pushed, nor sent by a
+//!   catch-up (which sends numbered points only): a subscriber that has a newer
+//!   point would see time go backwards, and every subscriber sees the same
+//!   stream. With the
 //!   drop of live points not after `last_time` (above), what a subscriber sends
 //!   stays strictly ascending.
 
@@ -103,7 +106,7 @@ pub enum Applied {
     Duplicate,
     /// Older than the window.
     Expired,
-    /// Stamped more than [`MAX_FUTURE_SECS`] after the API's clock: refused.
+    /// Stamped more than [`MAX_FUTURE_SECS`] after the shared clock: refused.
     Future,
     /// No tracked asset has its id.
     UnknownAsset,
@@ -248,10 +251,12 @@ impl Hub {
         }
     }
 
-    /// Subscribes to `id` at wall-clock second `now`: its history frame and the
-    /// sequence number it ends at. With `since`, the history holds only points
-    /// after `since` (built for this subscriber, from the window's shared bytes,
-    /// outside the lock); without it, the shared frame of the whole window.
+    /// Subscribes to `id` at second `now` (by [`Hub::now_secs`]): its history
+    /// frame and the sequence number it ends at. With a `since` inside the
+    /// window, the history holds only points after `since` (built for this
+    /// subscriber, from the window's shared bytes, outside the lock); without it,
+    /// or with one older than every point held, the shared frame of the whole
+    /// window.
     /// Take the receiver ([`Hub::points`], or a relay's) first. `None` for an
     /// unknown asset.
     pub fn subscribe(&self, id: AssetId, now: i64, since: Option<i64>) -> Option<Subscription> {
