@@ -1,5 +1,5 @@
 //! One websocket connection: parse client frames, answer them, forward the points
-//! of the subscribed asset, keep the connection alive and close it with a reason.
+//! of the followed assets, keep the connection alive and close it with a reason.
 //!
 //! The loop has one shape: `select!` over {shutdown, client frame, `history`
 //! answer, slow-consumer check, heartbeat tick}; every way out is a `break`
@@ -22,9 +22,9 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream};
 
 use ratecast_core::{
-    Asset,
+    Asset, AssetId,
     protocol::{
-        ClientRequest, ErrorCode, RequestError, error_frame, parse_request, range_frame,
+        ClientRequest, ErrorCode, Follow, RequestError, error_frame, parse_request, range_frame,
         unsubscribed_frame,
     },
 };
@@ -36,7 +36,7 @@ use crate::{
     history::{Answered, HistoryQueries, NotStarted, page},
     hub::Hub,
     inbound::{Ended, Inbound, InboundStream, Refusal},
-    outbound::Outbound,
+    outbound::{Joined, Outbound},
     relay::Relay,
     transport::{CLOSE_GRACE, ConnectionHandle},
     wire,
@@ -159,7 +159,7 @@ struct Connection<'a> {
     /// This connection's `history` query, if one runs.
     history: Option<PendingHistory>,
     /// Fires when a frame may have waited `send_timeout` for the socket. Armed
-    /// while the connection is subscribed or has replies queued, at the earliest
+    /// while the connection follows an asset or has replies queued, at the earliest
     /// time a frame could have waited that long, so a client that keeps up costs
     /// one timer reset per `send_timeout`, not one per frame.
     stall: Pin<Box<Sleep>>,
@@ -356,40 +356,84 @@ impl Connection<'_> {
                 let frame = self.shared.hub.assets_frame();
                 self.send_reply(frame)
             }
-            ClientRequest::Subscribe { asset, since } => self.subscribe(&asset, since),
+            ClientRequest::Subscribe { asset, since } => self.subscribe(&[Follow { asset, since }]),
+            ClientRequest::SubscribeMany(follows) => self.subscribe(&follows),
+            ClientRequest::Add(follow) => self.add(&follow),
+            ClientRequest::Remove(asset) => self
+                .outbound
+                .remove(asset.id, unsubscribed)
+                .map_err(|_gone| Exit::ClientGone),
             ClientRequest::Unsubscribe => self
                 .outbound
-                .unsubscribe(|was| wire::text_frame(unsubscribed_frame(was).as_bytes()))
+                .unsubscribe(unsubscribed)
                 .map_err(|_gone| Exit::ClientGone),
             ClientRequest::History { asset, from, to } => self.start_history(asset, from, to),
         }
     }
 
-    fn subscribe(&mut self, asset: &Asset, since: Option<i64>) -> Result<(), Exit> {
-        let hub = &self.shared.hub;
-        // The worker's relay first, then the history: the order the sequence
-        // invariant needs (`crate::hub`).
+    /// Follows exactly `follows`: a history for each, in order, then their
+    /// points. Refused as a whole (the current subscriptions stay) when the
+    /// histories would not fit the connection's budget.
+    fn subscribe(&mut self, follows: &[Follow]) -> Result<(), Exit> {
         if self.outbound.over_budget() {
             // Refused before a history is built for a client that is not reading.
             return self.send_backpressure();
         }
-        let relay = Relay::for_this_thread(hub);
-        let (Some(points), Some(new)) = (
-            relay.subscribe(hub, asset.id),
-            hub.subscribe(asset.id, hub.now_secs(), since),
-        ) else {
-            return self.send_error(&RequestError::new(ErrorCode::UnknownAsset, "unknown asset"));
+        let Some(joined) = self.join(follows) else {
+            return self.send_unknown_asset();
         };
-        if !self.outbound.fits(new.history.len()) {
-            // The current subscription stays, as for any refused subscribe.
+        let bytes = joined.iter().map(|j| j.sub.history.len()).sum();
+        if !self.outbound.fits(bytes) {
             return self.send_backpressure();
         }
-        crate::metrics::history_served(&asset.name);
-        // The old subscription ends where the new history is queued: no point of
-        // the old asset can follow `asset_history`.
+        for j in &joined {
+            crate::metrics::history_served(&j.sub.asset.name);
+        }
+        // The old subscriptions end where the first new history is queued: no
+        // point of an asset no longer followed can follow it.
         self.outbound
-            .subscribe(asset.id, points, new)
+            .subscribe(joined)
             .map_err(|_gone| Exit::ClientGone)
+    }
+
+    /// Follows one more asset (or starts one followed over), the others
+    /// untouched; refused, as `subscribe`, when its history would not fit.
+    fn add(&mut self, follow: &Follow) -> Result<(), Exit> {
+        if self.outbound.over_budget() {
+            return self.send_backpressure();
+        }
+        let Some(joined) = self
+            .join(std::slice::from_ref(follow))
+            .and_then(|mut j| j.pop())
+        else {
+            return self.send_unknown_asset();
+        };
+        if !self.outbound.fits(joined.sub.history.len()) {
+            return self.send_backpressure();
+        }
+        crate::metrics::history_served(&joined.sub.asset.name);
+        self.outbound.add(joined).map_err(|_gone| Exit::ClientGone)
+    }
+
+    /// Joins each asset of `follows`: the worker's relay first, then the
+    /// history, the order the sequence invariant needs (`crate::hub`). `None`
+    /// if the hub does not track one (the parser already refused those).
+    fn join(&self, follows: &[Follow]) -> Option<Vec<Joined>> {
+        let hub = &self.shared.hub;
+        let relay = Relay::for_this_thread(hub);
+        let now = hub.now_secs();
+        follows
+            .iter()
+            .map(|follow| {
+                let points = relay.subscribe(hub, follow.asset.id)?;
+                let sub = hub.subscribe(follow.asset.id, now, follow.since)?;
+                Some(Joined { points, sub })
+            })
+            .collect()
+    }
+
+    fn send_unknown_asset(&mut self) -> Result<(), Exit> {
+        self.send_error(&RequestError::new(ErrorCode::UnknownAsset, "unknown asset"))
     }
 
     /// Starts a `history` query beside the loop, or refuses it at once.
@@ -452,13 +496,20 @@ impl Connection<'_> {
     }
 }
 
+/// The `unsubscribed` reply naming the assets that `unsubscribe` or `remove` stopped.
+fn unsubscribed(stopped: &[AssetId]) -> Bytes {
+    wire::text_frame(unsubscribed_frame(stopped).as_bytes())
+}
+
 /// Records a parsed request in `ratecast_ws_requests_total`, by action.
 fn record_request(
     request: Result<ClientRequest, RequestError>,
 ) -> Result<ClientRequest, RequestError> {
     crate::metrics::request(match &request {
         Ok(ClientRequest::Assets) => "assets",
-        Ok(ClientRequest::Subscribe { .. }) => "subscribe",
+        Ok(ClientRequest::Subscribe { .. } | ClientRequest::SubscribeMany(_)) => "subscribe",
+        Ok(ClientRequest::Add(_)) => "add",
+        Ok(ClientRequest::Remove(_)) => "remove",
         Ok(ClientRequest::Unsubscribe) => "unsubscribe",
         Ok(ClientRequest::History { .. }) => "history",
         Err(_) => "invalid",

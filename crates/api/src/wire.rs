@@ -13,9 +13,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 use ratecast_core::{
-    Point,
+    AssetId, Point,
     protocol::{
-        HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX,
+        HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX, history_frame_prefix,
         write_point_object,
     },
 };
@@ -135,15 +135,19 @@ impl PointBytes {
     }
 }
 
-/// The `asset_history` frame of `points` (ascending), copied from their objects.
-pub fn history_frame<'a>(points: impl Iterator<Item = &'a PointBytes> + Clone) -> Bytes {
+/// The `asset_history` frame of asset `id`'s `points` (ascending), copied from
+/// their objects.
+pub fn history_frame<'a>(
+    id: AssetId,
+    points: impl Iterator<Item = &'a PointBytes> + Clone,
+) -> Bytes {
+    let prefix = history_frame_prefix(id);
     let objects: usize = points.clone().map(|p| p.object.len() + 1).sum();
-    let payload =
-        HISTORY_FRAME_PREFIX.len() + objects.saturating_sub(1) + HISTORY_FRAME_SUFFIX.len();
+    let payload = prefix.len() + objects.saturating_sub(1) + HISTORY_FRAME_SUFFIX.len();
     let (header, size) = header(FIN_TEXT, payload);
     let mut frame = Vec::with_capacity(size + payload);
     frame.extend_from_slice(&header[..size]);
-    frame.extend_from_slice(HISTORY_FRAME_PREFIX.as_bytes());
+    frame.extend_from_slice(prefix.as_bytes());
     for (i, point) in points.enumerate() {
         if i > 0 {
             frame.push(b',');
@@ -249,7 +253,7 @@ mod tests {
                 .map(|t| PointBytes::encode(&point(1_700_000_000 + t, 1.0 + t as f64 / 1e5)))
                 .collect();
             let pairs = (0..n).map(|t| (1_700_000_000 + t, 1.0 + t as f64 / 1e5));
-            let frame = history_frame(points.iter());
+            let frame = history_frame(AssetId(1), points.iter());
             assert_eq!(
                 payload(&frame),
                 json_history(asset, pairs).as_bytes(),

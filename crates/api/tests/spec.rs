@@ -422,7 +422,14 @@ fn every_message_in_the_spec_has_examples_that_match_its_own_schema() {
     let spec = Spec::load();
     assert_eq!(
         spec.to_server.keys().collect::<Vec<_>>(),
-        ["assets", "history", "subscribe", "unsubscribe"]
+        [
+            "add",
+            "assets",
+            "history",
+            "remove",
+            "subscribe",
+            "unsubscribe"
+        ]
     );
     assert_eq!(
         spec.to_client.keys().collect::<Vec<_>>(),
@@ -465,6 +472,28 @@ fn every_client_example_in_the_spec_is_a_request_the_server_accepts_as_written()
                     }
                     json!({"action":"subscribe","message":message})
                 }
+                ClientRequest::SubscribeMany(follows) => {
+                    let ids: Vec<u32> = follows.iter().map(|f| f.asset.id.0).collect();
+                    let mut message = json!({"assetIds": ids});
+                    let since: serde_json::Map<String, serde_json::Value> = follows
+                        .iter()
+                        .filter_map(|f| Some((f.asset.id.0.to_string(), json!(f.since?))))
+                        .collect();
+                    if !since.is_empty() {
+                        message["since"] = serde_json::Value::Object(since);
+                    }
+                    json!({"action":"subscribe","message":message})
+                }
+                ClientRequest::Add(follow) => {
+                    let mut message = json!({"assetId": follow.asset.id.0});
+                    if let Some(since) = follow.since {
+                        message["since"] = json!(since);
+                    }
+                    json!({"action":"add","message":message})
+                }
+                ClientRequest::Remove(asset) => {
+                    json!({"action":"remove","message":{"assetId": asset.id.0}})
+                }
                 ClientRequest::Unsubscribe => json!({"action":"unsubscribe","message":{}}),
                 ClientRequest::History { asset, from, to } => json!({
                     "action":"history",
@@ -492,6 +521,19 @@ fn client_schemas_ignore_unknown_members_and_refuse_what_the_parser_refuses() {
         r#"{"action":"subscribe","message":{"assetId":1,"since":-1}}"#,
         r#"{"action":"subscribe","message":{"assetId":1,"since":"5"}}"#,
         r#"{"action":"subscribe","message":{}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1,3],"since":{"1":5,"3":null}}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[2],"since":7}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[]}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1,1]}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":["1"]}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1],"assetId":1}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1],"since":{"1":-1}}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1],"since":{"x":1}}}"#,
+        r#"{"action":"add","message":{"assetId":2,"since":null}}"#,
+        r#"{"action":"add","message":{"assetId":0}}"#,
+        r#"{"action":"add","message":{}}"#,
+        r#"{"action":"remove","message":{"assetId":2}}"#,
+        r#"{"action":"remove","message":{"assetId":"2"}}"#,
         r#"{"action":"unsubscribe","message":{"assetId":1}}"#,
         r#"{"action":"unsubscribe","message":[]}"#,
         r#"{"action":"assets"}"#,

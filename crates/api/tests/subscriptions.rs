@@ -219,7 +219,7 @@ async fn unsubscribe_is_confirmed_and_no_point_follows_it() {
         .await;
     assert_eq!(
         client.next_json().await,
-        json!({"action":"unsubscribed","message":{"assetId":1}})
+        json!({"action":"unsubscribed","message":{"assetId":1,"assetIds":[1]}})
     );
     server.insert(&[point(1, "EURUSD", now, 1.0)]).await;
     // The next frame is the answer to this request, not a point.
@@ -232,7 +232,7 @@ async fn unsubscribe_is_confirmed_and_no_point_follows_it() {
         .await;
     assert_eq!(
         client.next_json().await,
-        json!({"action":"unsubscribed","message":{"assetId":null}})
+        json!({"action":"unsubscribed","message":{"assetId":null,"assetIds":[]}})
     );
 }
 

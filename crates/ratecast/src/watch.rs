@@ -1,11 +1,11 @@
 //! `ratecast watch`: live rates in a terminal, from any ratecast deployment.
 //!
-//! One websocket connection per watched asset (the protocol holds one
-//! subscription per connection). Each prints a summary of its history, then one
-//! line per point: time, asset, value, change, coloured up/down when stdout is a
+//! One websocket connection follows every watched asset (`subscribe` with
+//! `assetIds`). Each asset prints a summary of its history, then one line per
+//! point: time, asset, value, change, coloured up/down when stdout is a
 //! terminal and plain otherwise, so it can be piped. A dropped connection is
-//! retried with backoff and resubscribed with `since`, so no point is printed
-//! twice or skipped; Ctrl-C ends it cleanly.
+//! retried with backoff and resubscribed with each asset's own `since`, so no
+//! point is printed twice or skipped; Ctrl-C ends it cleanly.
 
 use std::{
     io::{IsTerminal, Write},
@@ -96,21 +96,22 @@ pub async fn run<W: Write + Send + 'static>(
     let chosen = choose(&assets, &args.assets)?;
     drop(socket);
     let out = Arc::new(Mutex::new(out));
-    let mut tasks = Vec::new();
-    for (id, name) in chosen {
-        let watcher = AssetWatch {
-            url: args.url.clone(),
+    let assets = chosen
+        .into_iter()
+        .map(|(id, name)| AssetWatch {
             id,
             name,
             colour,
             out: out.clone(),
             last: None,
-        };
-        tasks.push(tokio::spawn(watcher.run(shutdown.clone())));
+        })
+        .collect();
+    Watcher {
+        url: args.url,
+        assets,
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    .run(shutdown)
+    .await;
     Ok(())
 }
 
@@ -199,9 +200,97 @@ async fn next_message(
     }
 }
 
-/// One asset's connection, reconnecting as needed.
-struct AssetWatch<W> {
+/// The one connection of every watched asset, reconnecting as needed.
+struct Watcher<W> {
     url: String,
+    /// The watched assets, in the order asked for (distinct: `choose` finds
+    /// each name once, and the server refuses an id listed twice).
+    assets: Vec<AssetWatch<W>>,
+}
+
+impl<W: Write> Watcher<W> {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut backoff = Backoff::starting_at(FIRST_RECONNECT_DELAY);
+        loop {
+            let outcome = tokio::select! {
+                () = shutdown.cancelled() => return,
+                outcome = self.session() => outcome,
+            };
+            match outcome {
+                Ok(()) => backoff.reset(),
+                Err(error) => warn!(error = %ErrorChain(&error), "connection failed"),
+            }
+            let delay = backoff.next_delay();
+            info!(retry_in = ?delay, "disconnected; reconnecting");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    /// The `subscribe` message: every watched asset, each with its own `since`
+    /// (the newest point printed) once it has printed one.
+    fn subscribe_message(&self) -> serde_json::Value {
+        let ids: Vec<u32> = self.assets.iter().map(|a| a.id).collect();
+        let since: serde_json::Map<String, serde_json::Value> = self
+            .assets
+            .iter()
+            .filter_map(|a| Some((a.id.to_string(), json!(a.last?.0))))
+            .collect();
+        let mut message = json!({ "assetIds": ids });
+        if !since.is_empty() {
+            message["since"] = serde_json::Value::Object(since);
+        }
+        message
+    }
+
+    /// The watched asset a message of `id` is for. A history without an id
+    /// (a server older than several assets per connection, which then follows
+    /// only one) is the only asset's.
+    fn asset(&mut self, id: Option<u32>) -> Option<&mut AssetWatch<W>> {
+        match id {
+            Some(id) => self.assets.iter_mut().find(|a| a.id == id),
+            None if self.assets.len() == 1 => self.assets.first_mut(),
+            None => None,
+        }
+    }
+
+    /// One connection: subscribe (with `since` after the first), print until it ends.
+    /// A connection that ends, cleanly or not, after subscribing is `Ok`: it
+    /// is simply reconnected.
+    async fn session(&mut self) -> Result<(), WatchError> {
+        let mut socket = connect(&self.url).await?;
+        send(&mut socket, "subscribe", self.subscribe_message()).await?;
+        loop {
+            match next_message(&mut socket).await {
+                Ok(Some(ServerMessage::AssetHistory(history))) => {
+                    match self.asset(history.asset_id) {
+                        Some(asset) => asset.on_history(&history.points),
+                        None => warn!(asset = ?history.asset_id, "a history of no watched asset"),
+                    }
+                }
+                Ok(Some(ServerMessage::Point(point))) => {
+                    if let Some(asset) = self.asset(Some(point.asset_id)) {
+                        asset.on_point(&point);
+                    }
+                }
+                Ok(Some(ServerMessage::Error(refusal))) => {
+                    warn!(code = %refusal.code, error = %refusal.error, "server error");
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                Err(error) => {
+                    info!(error = %ErrorChain(&error), "connection lost");
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// One watched asset: what it printed, and how.
+struct AssetWatch<W> {
     id: u32,
     name: String,
     colour: bool,
@@ -212,55 +301,6 @@ struct AssetWatch<W> {
 }
 
 impl<W: Write> AssetWatch<W> {
-    async fn run(mut self, shutdown: CancellationToken) {
-        let mut backoff = Backoff::starting_at(FIRST_RECONNECT_DELAY);
-        loop {
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => return,
-                outcome = self.session() => outcome,
-            };
-            match outcome {
-                Ok(()) => backoff.reset(),
-                Err(error) => {
-                    warn!(asset = %self.name, error = %ErrorChain(&error), "connection failed");
-                }
-            }
-            let delay = backoff.next_delay();
-            info!(asset = %self.name, retry_in = ?delay, "disconnected; reconnecting");
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
-    }
-
-    /// One connection: subscribe (with `since` after the first), print until it ends.
-    /// A connection that ends, cleanly or not, after subscribing is `Ok`: it
-    /// is simply reconnected.
-    async fn session(&mut self) -> Result<(), WatchError> {
-        let mut socket = connect(&self.url).await?;
-        let mut message = json!({ "assetId": self.id });
-        if let Some((since, _)) = self.last {
-            message["since"] = json!(since);
-        }
-        send(&mut socket, "subscribe", message).await?;
-        loop {
-            match next_message(&mut socket).await {
-                Ok(Some(ServerMessage::AssetHistory(history))) => self.on_history(&history.points),
-                Ok(Some(ServerMessage::Point(point))) => self.on_point(&point),
-                Ok(Some(ServerMessage::Error(refusal))) => {
-                    warn!(asset = %self.name, code = %refusal.code, error = %refusal.error, "server error");
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => return Ok(()),
-                Err(error) => {
-                    info!(asset = %self.name, error = %ErrorChain(&error), "connection lost");
-                    return Ok(());
-                }
-            }
-        }
-    }
-
     fn on_history(&mut self, points: &[WirePoint<'_>]) {
         let points: Vec<(i64, f64)> = points.iter().map(time_value).collect();
         if self.last.is_some() {

@@ -1,5 +1,6 @@
-//! `ratecast watch` against the real server: history summary, one line per point,
-//! a reconnect after the server restarts that neither repeats nor skips, and the
+//! `ratecast watch` against the real server: several assets on one connection, a
+//! history summary each, one line per point, a reconnect after the server
+//! restarts that neither repeats nor skips for any of them, and the
 //! real binary's `watch` untouched by the serve settings in its environment.
 
 use std::{
@@ -83,8 +84,24 @@ fn point_times(lines: &[String], asset: &str) -> Vec<String> {
         .collect()
 }
 
+/// The history summary's point count of `asset`.
+fn summary_count(lines: &[String], asset: &str) -> usize {
+    lines
+        .iter()
+        .find_map(|l| l.split(&format!("{asset}: ")).nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no history summary of {asset}: {lines:?}"))
+}
+
+/// Whether `times` (`date time` texts of one format) strictly increase.
+fn strictly_increasing(times: &[String]) -> bool {
+    times.windows(2).all(|w| w[0] < w[1])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn watch_prints_a_summary_then_points_and_resumes_after_a_server_restart() {
+async fn watch_follows_several_assets_on_one_connection_and_resumes_each_after_a_server_restart() {
+    const BOTH: [&str; 2] = ["EURUSD", "USDJPY"];
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (shutdown, server) = start(listener);
@@ -92,44 +109,56 @@ async fn watch_prints_a_summary_then_points_and_resumes_after_a_server_restart()
 
     let screen = Screen::default();
     let args = WatchArgs {
-        assets: vec!["eurusd".into()],
+        assets: vec!["eurusd".into(), "USDJPY".into()],
         url: format!("ws://{addr}/"),
         color: Color::Never,
     };
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(ratecast::watch::run(args, screen.clone(), stop.clone()));
     let lines = screen
-        .wait_for(|l| point_times(l, "EURUSD").len() >= 2)
+        .wait_for(|l| BOTH.iter().all(|a| point_times(l, a).len() >= 2))
         .await;
-    let count: usize = lines[0]
-        .split("EURUSD: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no history summary: {lines:?}"));
-    assert!((1795..=1800).contains(&count), "a full window: {lines:?}");
+    for asset in BOTH {
+        let count = summary_count(&lines, asset);
+        assert!((1795..=1800).contains(&count), "a full window: {lines:?}");
+    }
     assert!(
         lines.iter().all(|l| !l.contains('\x1b')),
         "no colour when asked for none"
     );
+    // Both assets arrive on one websocket (the `assets` one is closed first).
+    tokio::time::timeout(WAIT, async {
+        while ratecast_testkit::metric(addr, "ratecast_ws_connections").await != 1.0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("one websocket connection for both assets");
 
-    // Restart the server on the same port; the watcher reconnects with `since`.
+    // Restart the server on the same port; the watcher reconnects with each
+    // asset's own `since`.
     shutdown.cancel();
     server.await.expect("task").expect("clean stop");
-    let before = point_times(&screen.lines(), "EURUSD").len();
+    let before: Vec<usize> = BOTH
+        .iter()
+        .map(|a| point_times(&screen.lines(), a).len())
+        .collect();
     let listener = std::net::TcpListener::bind(addr).expect("rebind the same port");
     let (shutdown, server) = start(listener);
     let lines = screen
-        .wait_for(|l| point_times(l, "EURUSD").len() >= before + 2)
+        .wait_for(|l| {
+            BOTH.iter()
+                .zip(&before)
+                .all(|(a, n)| point_times(l, a).len() >= n + 2)
+        })
         .await;
-    let times = point_times(&lines, "EURUSD");
-    let mut sorted = times.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        times, sorted,
-        "strictly increasing across the restart: no repeat"
-    );
+    for asset in BOTH {
+        let times = point_times(&lines, asset);
+        assert!(
+            strictly_increasing(&times),
+            "{asset} strictly increasing across the restart: no repeat: {times:?}"
+        );
+    }
     stop.cancel();
     watcher.await.expect("watch task").expect("watch ran");
     shutdown.cancel();

@@ -169,12 +169,15 @@ impl Topic {
                     .map(|(_, p)| p.clone())
                     .collect();
                 drop(state);
-                wire::history_frame(missed.iter())
+                wire::history_frame(self.asset.id, missed.iter())
             }
             None => match &state.history {
                 Some(frame) => frame.clone(),
                 None => {
-                    let frame = wire::history_frame(state.window.since(i64::MIN).map(|(_, p)| p));
+                    let frame = wire::history_frame(
+                        self.asset.id,
+                        state.window.since(i64::MIN).map(|(_, p)| p),
+                    );
                     crate::metrics::history_built();
                     state.history = Some(frame.clone());
                     frame

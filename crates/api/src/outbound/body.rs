@@ -44,9 +44,10 @@ impl OutboundBody {
     /// The next frame: a queued one first, then the next new live point.
     fn next_frame(&self, cx: &mut Context<'_>) -> Option<Bytes> {
         let mut state = self.shared.state.borrow_mut();
+        let state = &mut *state;
         let frame = match state.queue.pop() {
             Some(frame) => Some(frame),
-            None => live::next_point(&mut state.live, &self.shared.hub, cx),
+            None => live::next_point(&mut state.live, &mut state.turn, &self.shared.hub, cx),
         };
         match &frame {
             Some(frame) => crate::metrics::frame_sent(frame.len()),

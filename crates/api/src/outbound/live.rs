@@ -1,10 +1,16 @@
-//! The live subscription: one asset's points, taken from the worker's relay a
-//! point at a time when the body asks for one, and after a gap the catch-up from
-//! the hub's window, a chunk at a time.
+//! The live subscriptions: each followed asset's points, taken from the
+//! worker's relay a point at a time when the body asks for one, and after a gap
+//! the catch-up from the hub's window, a chunk at a time.
+//!
+//! A connection follows a few assets (at most the tracked ones, each once): one
+//! small [`Live`] per asset in a `Vec`, nothing allocated per asset it does not
+//! follow. The body asks the followed assets in turn, one point each, so a
+//! catch-up of one does not hold back the others' live points.
 //!
 //! This file is the subscriber's side of [the sequence
-//! invariant](crate::hub#the-sequence-invariant): it keeps the client's `seq`
-//! and `last_time` and acts on each received point's number. It does not decide
+//! invariant](crate::hub#the-sequence-invariant), per asset: each [`Live`]
+//! keeps the client's `seq` and `last_time` of its asset and acts on each
+//! received point's number. It does not decide
 //! when a point is written (the [body](super::body) asks only when the reply
 //! queue is empty and the socket has room), nor whether a client that does not
 //! take them is stalled ([`super::stall`]).
@@ -19,7 +25,7 @@ use ratecast_core::AssetId;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::ReusableBoxFuture;
 
-use super::{Gone, Outbound};
+use super::{Gone, Outbound, State};
 use crate::{
     hub::{Hub, Subscribed, Subscription},
     wire::PointBytes,
@@ -65,7 +71,7 @@ impl LivePoints {
     }
 }
 
-/// The subscription the body delivers.
+/// One followed asset's subscription, which the body delivers.
 pub(super) struct Live {
     pub(super) asset: AssetId,
     points: LivePoints,
@@ -77,98 +83,176 @@ pub(super) struct Live {
     catching_up: bool,
     /// The current catch-up chunk, at most [`CATCH_UP_CHUNK`] points.
     backlog: VecDeque<PointBytes>,
+    /// The hub closed this asset's points: the subscription is dropped.
+    ended: bool,
     /// Counts this subscriber in `ratecast_ws_subscriptions` while it lasts.
     _counted: Subscribed,
 }
 
-impl Outbound {
-    /// Replaces the subscription: `sub.history` is queued and the points
-    /// `points` receives follow it, as [the sequence
-    /// invariant](crate::hub#the-sequence-invariant) says (so `points` must
-    /// have been subscribed before the history was taken). Nothing of the
-    /// previous subscription is sent after the history.
-    pub fn subscribe(
-        &self,
-        asset: AssetId,
-        points: broadcast::Receiver<PointBytes>,
-        sub: Subscription,
-    ) -> Result<(), Gone> {
-        self.update(|state| {
-            state.queue.push(sub.history);
-            state.live = Some(Live {
-                asset,
-                points: LivePoints::new(points),
-                last_time: sub.last_time,
-                seq: sub.seq,
-                catching_up: false,
-                backlog: VecDeque::new(),
-                _counted: sub.counted,
-            });
-        })
-    }
+/// A followed asset's receiver of points (its worker's relay's, taken before
+/// its history) and its subscription from the hub: what
+/// [`Outbound::subscribe`] and [`Outbound::add`] start from.
+pub struct Joined {
+    pub points: broadcast::Receiver<PointBytes>,
+    pub sub: Subscription,
+}
 
-    /// Ends the subscription and queues `reply`; returns the asset that was
-    /// followed. No point follows `reply`.
-    pub fn unsubscribe(&self, reply: impl FnOnce(Option<AssetId>) -> Bytes) -> Result<(), Gone> {
-        self.update(|state| {
-            let was = state.live.take().map(|live| live.asset);
-            state.queue.push(reply(was));
-        })
+impl Joined {
+    /// Queues the history; returns the subscription whose points follow it, as
+    /// [the sequence invariant](crate::hub#the-sequence-invariant) says (so
+    /// `points` must have been subscribed before the history was taken).
+    fn start(self, state: &mut State) -> Live {
+        let Self { points, sub } = self;
+        state.queue.push(sub.history);
+        Live {
+            asset: sub.asset.id,
+            points: LivePoints::new(points),
+            last_time: sub.last_time,
+            seq: sub.seq,
+            catching_up: false,
+            backlog: VecDeque::new(),
+            ended: false,
+            _counted: sub.counted,
+        }
     }
 }
 
-/// The subscription's next point for the client; after a gap, the missed
-/// points from the hub's window, a chunk at a time. `None` when none is ready
-/// (the relay will wake `cx`) or there is no subscription.
+impl Outbound {
+    /// Replaces what the connection follows by exactly `joined`, in that
+    /// order: each history is queued and that asset's points follow it.
+    /// Nothing of a previous subscription is sent after the first history.
+    pub fn subscribe(&self, joined: Vec<Joined>) -> Result<(), Gone> {
+        self.update(|state| {
+            state.live = joined.into_iter().map(|j| j.start(state)).collect();
+        })
+    }
+
+    /// Follows `joined`'s asset as well, the others untouched: its history is
+    /// queued and its points follow it. An asset already followed starts over
+    /// from this history (nothing of its previous subscription follows it).
+    pub fn add(&self, joined: Joined) -> Result<(), Gone> {
+        self.update(|state| {
+            let live = joined.start(state);
+            match state.live.iter_mut().find(|l| l.asset == live.asset) {
+                Some(old) => *old = live,
+                None => state.live.push(live),
+            }
+        })
+    }
+
+    /// Stops following `asset` and queues `reply` (given the assets that
+    /// stopped: `asset`, or none if it was not followed). No point of it
+    /// follows `reply`.
+    pub fn remove(
+        &self,
+        asset: AssetId,
+        reply: impl FnOnce(&[AssetId]) -> Bytes,
+    ) -> Result<(), Gone> {
+        self.update(|state| {
+            let before = state.live.len();
+            state.live.retain(|live| live.asset != asset);
+            let stopped: &[AssetId] = if state.live.len() < before {
+                &[asset]
+            } else {
+                &[]
+            };
+            state.queue.push(reply(stopped));
+        })
+    }
+
+    /// Ends every subscription and queues `reply` (given the assets that were
+    /// followed, in order). No point follows `reply`.
+    pub fn unsubscribe(&self, reply: impl FnOnce(&[AssetId]) -> Bytes) -> Result<(), Gone> {
+        self.update(|state| {
+            let was: Vec<AssetId> = state.live.drain(..).map(|live| live.asset).collect();
+            state.live = Vec::new();
+            state.queue.push(reply(&was));
+        })
+    }
+
+    /// The assets this connection follows, in order.
+    pub fn followed(&self) -> Vec<AssetId> {
+        let state = self.shared.state.borrow();
+        state.live.iter().map(|live| live.asset).collect()
+    }
+}
+
+/// The next point for the client from the followed assets, taken in turn
+/// (`turn` is the one to ask first, kept between calls): one asset's point,
+/// or after a gap its missed points from the hub's window, a chunk at a time.
+/// `None` when none is ready (each relay will wake `cx`) or nothing is followed.
 pub(super) fn next_point(
-    subscription: &mut Option<Live>,
+    lives: &mut Vec<Live>,
+    turn: &mut usize,
     hub: &Hub,
     cx: &mut Context<'_>,
 ) -> Option<Bytes> {
-    let live = subscription.as_mut()?;
-    loop {
-        if let Some(point) = live.backlog.pop_front() {
-            live.last_time = Some(point.time);
-            if live.backlog.is_empty() && !live.catching_up {
-                // Give back the chunk's room: most connections never lag again.
-                live.backlog = VecDeque::new();
-            }
-            return Some(point.frame);
+    let count = lives.len();
+    let mut found = None;
+    for step in 0..count {
+        let index = (*turn + step) % count;
+        if let Some(frame) = lives.get_mut(index).and_then(|live| live.next(hub, cx)) {
+            *turn = (index + 1) % count;
+            found = Some(frame);
+            break;
         }
-        if live.catching_up {
-            let chunk = hub.catch_up(live.asset, live.last_time, CATCH_UP_CHUNK)?;
-            crate::metrics::lag_catch_up_points(chunk.frames.len());
-            live.backlog.extend(chunk.frames);
-            if let Some(seq) = chunk.done_at {
-                live.seq = seq;
-                live.catching_up = false;
-                if live.backlog.is_empty() {
+    }
+    if lives.iter().any(|live| live.ended) {
+        lives.retain(|live| !live.ended);
+        *turn = 0;
+    }
+    found
+}
+
+impl Live {
+    /// This asset's next point for the client; after a gap, the missed points
+    /// from the hub's window, a chunk at a time. `None` when none is ready (the
+    /// relay will wake `cx`) or the hub closed the asset's points (`ended`).
+    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Bytes> {
+        loop {
+            if let Some(point) = self.backlog.pop_front() {
+                self.last_time = Some(point.time);
+                if self.backlog.is_empty() && !self.catching_up {
                     // Give back the chunk's room: most connections never lag again.
-                    live.backlog = VecDeque::new();
+                    self.backlog = VecDeque::new();
                 }
+                return Some(point.frame);
             }
-            continue;
-        }
-        match live.points.poll(cx) {
-            Poll::Pending => return None,
-            Poll::Ready(Ok(point)) if point.seq <= live.seq => {}
-            Poll::Ready(Ok(point)) if point.seq == live.seq + 1 => {
-                live.seq = point.seq;
-                // Live points only move forward, whatever a history held.
-                if live.last_time.is_none_or(|last| point.time > last) {
-                    live.last_time = Some(point.time);
-                    return Some(point.frame);
+            if self.catching_up {
+                let chunk = hub.catch_up(self.asset, self.last_time, CATCH_UP_CHUNK)?;
+                crate::metrics::lag_catch_up_points(chunk.frames.len());
+                self.backlog.extend(chunk.frames);
+                if let Some(seq) = chunk.done_at {
+                    self.seq = seq;
+                    self.catching_up = false;
+                    if self.backlog.is_empty() {
+                        // Give back the chunk's room: most connections never lag again.
+                        self.backlog = VecDeque::new();
+                    }
                 }
+                continue;
             }
-            // A point was skipped on the way (a ring overflowed).
-            Poll::Ready(Ok(_)) | Poll::Ready(Err(RecvError::Lagged(_))) => {
-                crate::metrics::lag_catch_up_started();
-                live.catching_up = true;
-            }
-            // The hub never drops its senders while serving.
-            Poll::Ready(Err(RecvError::Closed)) => {
-                *subscription = None;
-                return None;
+            match self.points.poll(cx) {
+                Poll::Pending => return None,
+                Poll::Ready(Ok(point)) if point.seq <= self.seq => {}
+                Poll::Ready(Ok(point)) if point.seq == self.seq + 1 => {
+                    self.seq = point.seq;
+                    // Live points only move forward, whatever a history held.
+                    if self.last_time.is_none_or(|last| point.time > last) {
+                        self.last_time = Some(point.time);
+                        return Some(point.frame);
+                    }
+                }
+                // A point was skipped on the way (a ring overflowed).
+                Poll::Ready(Ok(_)) | Poll::Ready(Err(RecvError::Lagged(_))) => {
+                    crate::metrics::lag_catch_up_started();
+                    self.catching_up = true;
+                }
+                // The hub never drops its senders while serving.
+                Poll::Ready(Err(RecvError::Closed)) => {
+                    self.ended = true;
+                    return None;
+                }
             }
         }
     }
@@ -230,7 +314,9 @@ mod tests {
         // A receiver that joined late, as a relay that skipped a point.
         let late = hub.points(AssetId(1)).expect("asset");
         hub.apply(&point(NOW - 8), NOW);
-        outbound.subscribe(AssetId(1), late, sub).expect("open");
+        outbound
+            .subscribe(vec![Joined { points: late, sub }])
+            .expect("open");
         assert_eq!(times(&drain(&mut body)), vec![NOW - 9, NOW - 8]);
         hub.apply(&point(NOW - 7), NOW);
         assert_eq!(times(&drain(&mut body)), vec![NOW - 7], "then live again");
@@ -243,7 +329,7 @@ mod tests {
         hub.apply(&point(NOW), NOW);
         outbound
             .unsubscribe(|was| {
-                assert_eq!(was, Some(AssetId(1)));
+                assert_eq!(was, [AssetId(1)]);
                 Bytes::from_static(b"bye")
             })
             .expect("open");

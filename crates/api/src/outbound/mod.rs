@@ -9,21 +9,22 @@
 //! - `queue.rs`: the replies and control frames (ping, pong, close) the session
 //!   pushes, shared pre-encoded frames ([`crate::wire`]), bounded in bytes
 //!   ([`Outbound::fits`]).
-//! - `live.rs`: the subscription, whose points the body takes straight from its
-//!   worker's [`Relay`](crate::relay::Relay) when the socket has room: a point
+//! - `live.rs`: the subscriptions, one per followed asset, whose points the body
+//!   takes straight from its worker's [`Relay`](crate::relay::Relay) when the
+//!   socket has room: a point
 //!   reaches the socket without waking the session task, and a client that
 //!   stops reading stops taking points instead of growing a queue. Which points
 //!   it sends, and how it catches up after a gap: [the sequence
 //!   invariant](crate::hub#the-sequence-invariant).
 //! - `stall.rs`: the slow-consumer check ([`Outbound::stalled`]): the socket has
-//!   taken nothing for the send timeout while frames waited; the session then
-//!   closes the connection.
+//!   taken nothing for the send timeout while frames waited (a reply, or a
+//!   point of any followed asset); the session then closes the connection.
 //! - `body.rs`: the actix body, which writes queued frames before live points, in
 //!   slices of at most [`CHUNK`] bytes.
 //!
 //! This file owns the shared state and what spans the parts: the body's end
 //! (nothing is accepted after it), and closing, which drops what was queued and
-//! the subscription so the close frame goes out next.
+//! the subscriptions so the close frame goes out next.
 
 mod body;
 mod live;
@@ -37,7 +38,10 @@ use std::{cell::RefCell, rc::Rc, sync::Arc, task::Waker};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-pub use self::body::{CHUNK, OutboundBody};
+pub use self::{
+    body::{CHUNK, OutboundBody},
+    live::Joined,
+};
 use self::{live::Live, queue::Replies, stall::PointsWaiting};
 use crate::hub::Hub;
 
@@ -48,7 +52,7 @@ pub struct Gone;
 /// What the session's half and the body share.
 struct Shared {
     state: RefCell<State>,
-    /// Where a lagging subscriber catches up from, and how far the subscribed
+    /// Where a lagging subscriber catches up from, and how far each followed
     /// asset's numbering is (a stall check compares it with the client's).
     hub: Arc<Hub>,
 }
@@ -56,8 +60,12 @@ struct Shared {
 struct State {
     /// Replies and control frames, in order, within their byte budget.
     queue: Replies,
-    /// The subscription whose points follow the queued frames, if any.
-    live: Option<Live>,
+    /// The followed assets, in the client's order, whose points follow the
+    /// queued frames: a few small entries, at most one per tracked asset.
+    live: Vec<Live>,
+    /// The followed asset the body asks for a point first, next time: each in
+    /// turn, so one asset's catch-up does not hold back the others.
+    turn: usize,
     /// When the body last handed the socket a slice: a stall check that finds
     /// it unchanged knows the client has read nothing since.
     last_taken: Instant,
@@ -71,14 +79,14 @@ struct State {
 }
 
 impl State {
-    /// Drops what waits to be sent: queued frames and the subscription.
+    /// Drops what waits to be sent: queued frames and the subscriptions.
     fn discard(&mut self) {
         self.queue.clear();
-        self.live = None;
+        self.live = Vec::new();
     }
 }
 
-/// The session's half: queues replies and sets the subscription.
+/// The session's half: queues replies and sets the subscriptions.
 pub struct Outbound {
     shared: Rc<Shared>,
     /// What the last stall check found about live points.
@@ -93,7 +101,8 @@ impl Outbound {
             shared: Rc::new(Shared {
                 state: RefCell::new(State {
                     queue: Replies::new(budget),
-                    live: None,
+                    live: Vec::new(),
+                    turn: 0,
                     last_taken: Instant::now(),
                     waker: None,
                     gone: false,
@@ -110,7 +119,7 @@ impl Outbound {
         OutboundBody::new(self.shared.clone())
     }
 
-    /// Ends the connection: what was queued and the subscription are dropped
+    /// Ends the connection: what was queued and the subscriptions are dropped
     /// (the frame being written is finished), `close` is the last frame, and the
     /// response ends once it is written.
     pub fn close(&self, close: Bytes) -> Result<(), Gone> {

@@ -2,7 +2,8 @@
 //! nothing for the send timeout while frames waited for it?
 //!
 //! Two things can wait: a queued reply (the [queue](super::queue) knows since
-//! when), and live points the hub has numbered and the client was not given
+//! when), and live points of any followed asset the hub has numbered and the
+//! client was not given
 //! (they wait in the relay, not here, so two checks a timeout apart must both
 //! find them with no slice taken between). The session asks at
 //! [`Outbound::next_check`] and closes a stalled connection (1008 "slow
@@ -35,11 +36,12 @@ impl Outbound {
         {
             return true;
         }
-        // Points wait when the hub numbered more than the client was given.
+        // Points wait when the hub numbered more of a followed asset than the
+        // client was given.
         let points_wait = state
             .live
-            .as_ref()
-            .is_some_and(|live| self.shared.hub.seq(live.asset) > Some(live.seq));
+            .iter()
+            .any(|live| self.shared.hub.seq(live.asset) > Some(live.seq));
         let waiting = &self.points_waiting.0;
         match (points_wait, waiting.get()) {
             (false, _) => {
@@ -56,18 +58,15 @@ impl Outbound {
         }
     }
 
-    /// When to check [`stalled`](Self::stalled) next: while the connection is
-    /// subscribed or has replies queued; `None` when nothing can wait.
+    /// When to check [`stalled`](Self::stalled) next: while the connection
+    /// follows an asset or has replies queued; `None` when nothing can wait.
     pub fn next_check(&self, timeout: Duration) -> Option<Instant> {
         let state = self.shared.state.borrow();
         let reply = state.queue.waiting_since().map(|since| since + timeout);
-        let points = state
-            .live
-            .as_ref()
-            .map(|_| match self.points_waiting.0.get() {
-                Some((since, _)) => since + timeout,
-                None => Instant::now() + timeout,
-            });
+        let points = (!state.live.is_empty()).then(|| match self.points_waiting.0.get() {
+            Some((since, _)) => since + timeout,
+            None => Instant::now() + timeout,
+        });
         match (reply, points) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

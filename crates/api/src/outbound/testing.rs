@@ -11,7 +11,7 @@ use actix_web::body::MessageBody;
 use bytes::Bytes;
 use ratecast_core::{AssetId, Point};
 
-use super::{Outbound, OutboundBody};
+use super::{Joined, Outbound, OutboundBody};
 use crate::hub::Hub;
 
 pub(super) const NOW: i64 = 1_700_000_000;
@@ -36,10 +36,15 @@ pub(super) fn drain(body: &mut OutboundBody) -> Vec<Bytes> {
 pub(super) fn subscribed(hub: &Arc<Hub>) -> (Outbound, OutboundBody) {
     let outbound = Outbound::new(1 << 20, hub.clone());
     let body = outbound.body();
-    let points = hub.points(AssetId(1)).expect("asset");
-    let sub = hub.subscribe(AssetId(1), NOW, None).expect("asset");
-    outbound.subscribe(AssetId(1), points, sub).expect("open");
+    outbound.subscribe(vec![joined(hub, 1)]).expect("open");
     (outbound, body)
+}
+
+/// Asset `id` of `hub` joined now: its receiver, then its history.
+pub(super) fn joined(hub: &Hub, id: u32) -> Joined {
+    let points = hub.points(AssetId(id)).expect("asset");
+    let sub = hub.subscribe(AssetId(id), NOW, None).expect("asset");
+    Joined { points, sub }
 }
 
 pub(super) fn hub() -> Arc<Hub> {

@@ -24,6 +24,19 @@ pub fn check_frame(text: &str) {
             assert_eq!(ASSETS.get(asset.id), Some(&asset));
             assert!(since.is_none_or(|t| t >= 0));
         }
+        Ok(ClientRequest::SubscribeMany(follows)) => {
+            assert!(!follows.is_empty());
+            for (i, follow) in follows.iter().enumerate() {
+                assert_eq!(ASSETS.get(follow.asset.id), Some(&follow.asset));
+                assert!(follow.since.is_none_or(|t| t >= 0));
+                assert!(follows[..i].iter().all(|f| f.asset.id != follow.asset.id));
+            }
+        }
+        Ok(ClientRequest::Add(follow)) => {
+            assert_eq!(ASSETS.get(follow.asset.id), Some(&follow.asset));
+            assert!(follow.since.is_none_or(|t| t >= 0));
+        }
+        Ok(ClientRequest::Remove(asset)) => assert_eq!(ASSETS.get(asset.id), Some(&asset)),
         Ok(ClientRequest::History { asset, from, to }) => {
             assert_eq!(ASSETS.get(asset.id), Some(&asset));
             assert!(0 <= from && from <= to && to - from < MAX_HISTORY_SPAN_SECS);

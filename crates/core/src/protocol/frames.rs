@@ -64,8 +64,14 @@ pub fn point_frame(point: &Point) -> ByteString {
 pub const POINT_FRAME_PREFIX: &str = r#"{"action":"point","message":"#;
 /// What a `point` frame holds after its point object.
 pub const POINT_FRAME_SUFFIX: &str = "}";
-/// What an `asset_history` frame holds before its comma-separated point objects.
-pub const HISTORY_FRAME_PREFIX: &str = r#"{"action":"asset_history","message":{"points":["#;
+/// What an `asset_history` frame of asset `id` holds before its
+/// comma-separated point objects.
+pub fn history_frame_prefix(id: AssetId) -> String {
+    format!(
+        r#"{{"action":"asset_history","message":{{"assetId":{},"points":["#,
+        id.0
+    )
+}
 /// What an `asset_history` frame holds after its point objects.
 pub const HISTORY_FRAME_SUFFIX: &str = "]}}";
 
@@ -78,10 +84,14 @@ pub fn write_point_object(out: &mut Vec<u8>, point: &Point) {
         .expect("a struct of a string and finite numbers always serializes");
 }
 
-/// `{"action":"asset_history","message":{"points":[…]}}` for `asset`'s `(time, value)` pairs.
+/// `{"action":"asset_history","message":{"assetId":N,"points":[…]}}` for
+/// `asset`'s `(time, value)` pairs.
 pub fn history_frame(asset: &Asset, points: impl Iterator<Item = (i64, f64)>) -> ByteString {
     let points = points.map(|point| asset_point(asset, point)).collect();
-    frame(&ServerMessage::AssetHistory(PointsMessage { points }))
+    frame(&ServerMessage::AssetHistory(PointsMessage {
+        asset_id: Some(asset.id.0),
+        points,
+    }))
 }
 
 /// `{"action":"history","message":{"assetId":…,"from":…,"to":…,"points":[…]}}`,
@@ -106,11 +116,12 @@ pub fn range_frame(
     }))
 }
 
-/// `{"action":"unsubscribed","message":{"assetId":N|null}}`: the asset that was
-/// followed, if any.
-pub fn unsubscribed_frame(asset: Option<AssetId>) -> ByteString {
+/// `{"action":"unsubscribed","message":{"assetId":N|null,"assetIds":[…]}}`:
+/// the assets no longer followed; `assetId` is the first, `null` when none.
+pub fn unsubscribed_frame(stopped: &[AssetId]) -> ByteString {
     frame(&ServerMessage::Unsubscribed(UnsubscribedMessage {
-        asset_id: asset.map(|a| a.0),
+        asset_id: stopped.first().map(|a| a.0),
+        asset_ids: stopped.iter().map(|a| a.0).collect(),
     }))
 }
 
@@ -160,7 +171,7 @@ mod tests {
         .concat();
         assert_eq!(point, point_frame(&points[0]).as_bytes().to_vec());
         let history = [
-            HISTORY_FRAME_PREFIX.as_bytes(),
+            history_frame_prefix(AssetId(2)).as_bytes(),
             &objects.join(&b","[..]),
             HISTORY_FRAME_SUFFIX.as_bytes(),
         ]
@@ -171,7 +182,7 @@ mod tests {
                 .as_bytes()
                 .to_vec()
         );
-        let empty = [HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX].concat();
+        let empty = [&history_frame_prefix(AssetId(2)), HISTORY_FRAME_SUFFIX].concat();
         assert_eq!(empty, &*history_frame(asset, std::iter::empty()));
     }
 
@@ -195,11 +206,11 @@ mod tests {
         let asset = list.get(AssetId(2)).expect("asset 2");
         assert_eq!(
             &*history_frame(asset, [(10, 150.5), (11, 150.25)].into_iter()),
-            r#"{"action":"asset_history","message":{"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5},{"assetName":"USDJPY","time":11,"assetId":2,"value":150.25}]}}"#
+            r#"{"action":"asset_history","message":{"assetId":2,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5},{"assetName":"USDJPY","time":11,"assetId":2,"value":150.25}]}}"#
         );
         assert_eq!(
             &*history_frame(asset, std::iter::empty()),
-            r#"{"action":"asset_history","message":{"points":[]}}"#
+            r#"{"action":"asset_history","message":{"assetId":2,"points":[]}}"#
         );
         let point = Point {
             asset_id: AssetId(2),
@@ -216,12 +227,12 @@ mod tests {
             r#"{"action":"history","message":{"assetId":2,"from":5,"to":20,"points":[{"assetName":"USDJPY","time":10,"assetId":2,"value":150.5}],"next":21}}"#
         );
         assert_eq!(
-            &*unsubscribed_frame(Some(AssetId(3))),
-            r#"{"action":"unsubscribed","message":{"assetId":3}}"#
+            &*unsubscribed_frame(&[AssetId(3), AssetId(1)]),
+            r#"{"action":"unsubscribed","message":{"assetId":3,"assetIds":[3,1]}}"#
         );
         assert_eq!(
-            &*unsubscribed_frame(None),
-            r#"{"action":"unsubscribed","message":{"assetId":null}}"#
+            &*unsubscribed_frame(&[]),
+            r#"{"action":"unsubscribed","message":{"assetId":null,"assetIds":[]}}"#
         );
         let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
         assert_eq!(

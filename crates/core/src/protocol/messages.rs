@@ -52,9 +52,13 @@ pub struct AssetsMessage<'a> {
     pub assets: Vec<WireAsset<'a>>,
 }
 
-/// `{"points":[…]}`
+/// `{"assetId":N,"points":[…]}` (`assetId` is absent from servers before it
+/// was added, so an empty history could not say its asset).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PointsMessage<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asset_id: Option<u32>,
     pub points: Vec<WirePoint<'a>>,
 }
 
@@ -72,11 +76,16 @@ pub struct RangeMessage<'a> {
     pub next: Option<i64>,
 }
 
-/// `{"assetId":N|null}`: the asset that was followed, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `{"assetId":N|null,"assetIds":[…]}`: the assets no longer followed, in the
+/// order they were; `assetId` is the first of them (the one asset a
+/// single-asset client followed), `null` when none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UnsubscribedMessage {
     pub asset_id: Option<u32>,
+    /// Absent from servers before several assets per connection.
+    #[serde(default)]
+    pub asset_ids: Vec<u32>,
 }
 
 /// `{"code":…,"error":…}`: an [`ErrorCode`](super::ErrorCode) and a sentence.
@@ -121,9 +130,13 @@ mod tests {
                 }],
             }),
             ServerMessage::AssetHistory(PointsMessage {
+                asset_id: Some(2),
                 points: vec![point("USDJPY", 10, 150.5), point("USDJPY", 11, 150.25)],
             }),
-            ServerMessage::AssetHistory(PointsMessage { points: vec![] }),
+            ServerMessage::AssetHistory(PointsMessage {
+                asset_id: Some(2),
+                points: vec![],
+            }),
             ServerMessage::Point(point("USDJPY", 1_700_000_000, 1.091185)),
             ServerMessage::History(RangeMessage {
                 asset_id: 2,
@@ -139,8 +152,14 @@ mod tests {
                 points: vec![],
                 next: None,
             }),
-            ServerMessage::Unsubscribed(UnsubscribedMessage { asset_id: Some(3) }),
-            ServerMessage::Unsubscribed(UnsubscribedMessage { asset_id: None }),
+            ServerMessage::Unsubscribed(UnsubscribedMessage {
+                asset_id: Some(3),
+                asset_ids: vec![3, 1],
+            }),
+            ServerMessage::Unsubscribed(UnsubscribedMessage {
+                asset_id: None,
+                asset_ids: vec![],
+            }),
             ServerMessage::Error(ErrorMessage {
                 code: "unknown_asset".into(),
                 error: "say \"hi\"".into(),
@@ -166,6 +185,23 @@ mod tests {
                 time: 1_700_000_000,
                 asset_id: 1,
                 value: 1.091185,
+            })
+        );
+        // As servers sent them before several assets per connection.
+        assert_eq!(
+            ServerMessage::parse(r#"{"action":"asset_history","message":{"points":[]}}"#)
+                .expect("an old history"),
+            ServerMessage::AssetHistory(PointsMessage {
+                asset_id: None,
+                points: vec![]
+            })
+        );
+        assert_eq!(
+            ServerMessage::parse(r#"{"action":"unsubscribed","message":{"assetId":2}}"#)
+                .expect("an old unsubscribed"),
+            ServerMessage::Unsubscribed(UnsubscribedMessage {
+                asset_id: Some(2),
+                asset_ids: vec![]
             })
         );
         assert!(ServerMessage::parse(r#"{"action":"gossip","message":{}}"#).is_err());

@@ -8,8 +8,8 @@ pub mod messages;
 pub mod request;
 
 pub use frames::{
-    HISTORY_FRAME_PREFIX, HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX,
-    assets_frame, error_frame, history_frame, point_frame, range_frame, unsubscribed_frame,
+    HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX, assets_frame, error_frame,
+    history_frame, history_frame_prefix, point_frame, range_frame, unsubscribed_frame,
     write_point_object,
 };
 pub use messages::{
@@ -17,5 +17,5 @@ pub use messages::{
     WireAsset, WirePoint,
 };
 pub use request::{
-    ACTIONS, ClientRequest, ErrorCode, MAX_HISTORY_SPAN_SECS, RequestError, parse_request,
+    ACTIONS, ClientRequest, ErrorCode, Follow, MAX_HISTORY_SPAN_SECS, RequestError, parse_request,
 };

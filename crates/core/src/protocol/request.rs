@@ -7,6 +7,15 @@ use serde_json::{Map, Value};
 
 use crate::asset::{Asset, AssetId, AssetList};
 
+/// One asset a connection follows, and the time its client already has it up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Follow {
+    pub asset: Asset,
+    /// With `since`, the asset's history holds only points after it (a
+    /// reconnecting client gets exactly what it missed).
+    pub since: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientRequest {
     /// `{"action":"assets","message":{}}`
@@ -15,6 +24,16 @@ pub enum ClientRequest {
     /// with `"since":T` the history holds only points after T (a reconnecting
     /// client gets exactly what it missed).
     Subscribe { asset: Asset, since: Option<i64> },
+    /// `{"action":"subscribe","message":{"assetIds":[N,…]}}`: follow exactly
+    /// these assets (distinct, tracked, at least one, in the client's order),
+    /// each with its own optional `since`: `"since":T` for all of them, or
+    /// `"since":{"N":T,…}` per asset.
+    SubscribeMany(Vec<Follow>),
+    /// `{"action":"add","message":{"assetId":N}}`, with an optional `since`:
+    /// follow N as well, the other followed assets untouched.
+    Add(Follow),
+    /// `{"action":"remove","message":{"assetId":N}}`: stop following N only.
+    Remove(Asset),
     /// `{"action":"unsubscribe","message":{}}`: stop receiving points.
     Unsubscribe,
     /// `{"action":"history","message":{"assetId":N,"from":T1,"to":T2}}`: the
@@ -91,7 +110,14 @@ impl RequestError {
 }
 
 /// The actions a client may send, listed in `unknown_action` errors.
-pub const ACTIONS: &[&str] = &["assets", "subscribe", "unsubscribe", "history"];
+pub const ACTIONS: &[&str] = &[
+    "assets",
+    "subscribe",
+    "unsubscribe",
+    "history",
+    "add",
+    "remove",
+];
 
 /// Parses one client text frame against the tracked `assets`.
 pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, RequestError> {
@@ -152,13 +178,85 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
     };
     match action.as_str() {
         "assets" => Ok(ClientRequest::Assets),
+        "subscribe" if message.contains_key("assetIds") => parse_subscribe_many(&message, assets),
         "subscribe" => Ok(ClientRequest::Subscribe {
             asset: parse_asset(&message, assets)?,
             since: optional_time(&message, "since")?,
         }),
+        "add" => Ok(ClientRequest::Add(Follow {
+            asset: parse_asset(&message, assets)?,
+            since: optional_time(&message, "since")?,
+        })),
+        "remove" => Ok(ClientRequest::Remove(parse_asset(&message, assets)?)),
         "unsubscribe" => Ok(ClientRequest::Unsubscribe),
         _ => parse_history(&message, assets),
     }
+}
+
+/// `subscribe` with `assetIds` (and no `assetId`), each with its `since`.
+fn parse_subscribe_many(
+    message: &Map<String, Value>,
+    assets: &AssetList,
+) -> Result<ClientRequest, RequestError> {
+    let invalid = |detail: String| RequestError::new(ErrorCode::InvalidAssetId, detail);
+    if message.contains_key("assetId") {
+        return Err(invalid(
+            "send either \"assetId\" (one asset) or \"assetIds\" (several), not both".into(),
+        ));
+    }
+    let ids = match message.get("assetIds") {
+        Some(Value::Array(ids)) if !ids.is_empty() => ids,
+        Some(Value::Array(_)) => {
+            return Err(invalid(
+                "\"assetIds\" is empty; send \"unsubscribe\" to follow nothing".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "\"assetIds\" must be an array of asset ids, got {}",
+                describe(other)
+            )));
+        }
+        None => return Err(invalid("missing \"assetIds\"".into())),
+    };
+    let mut follows: Vec<Follow> = Vec::with_capacity(ids.len().min(assets.len()));
+    for id in ids {
+        let asset = known_asset(asset_id(id, true)?, assets)?;
+        if follows.iter().any(|f| f.asset.id == asset.id) {
+            return Err(invalid(format!(
+                "\"assetIds\" lists asset {} twice",
+                asset.id.0
+            )));
+        }
+        follows.push(Follow { asset, since: None });
+    }
+    match message.get("since") {
+        Some(Value::Object(per_asset)) => {
+            for (key, value) in per_asset {
+                let follow = key
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(|id| follows.iter_mut().find(|f| f.asset.id.0 == id))
+                    .ok_or_else(|| {
+                        RequestError::new(
+                            ErrorCode::InvalidRange,
+                            format!(
+                                "\"since\" names {}, which \"assetIds\" does not list",
+                                describe(&Value::String(key.clone()))
+                            ),
+                        )
+                    })?;
+                follow.since = time_value(value, "since")?;
+            }
+        }
+        _ => {
+            let since = optional_time(message, "since")?;
+            for follow in &mut follows {
+                follow.since = since;
+            }
+        }
+    }
+    Ok(ClientRequest::SubscribeMany(follows))
 }
 
 fn parse_history(
@@ -192,9 +290,16 @@ fn parse_history(
 
 /// An optional Unix-seconds field: absent or `null` is `None`.
 fn optional_time(message: &Map<String, Value>, field: &str) -> Result<Option<i64>, RequestError> {
-    match message.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_i64().filter(|t| *t >= 0).map(Some).ok_or_else(|| {
+    message
+        .get(field)
+        .map_or(Ok(None), |value| time_value(value, field))
+}
+
+/// A Unix-seconds value: `null` is `None`.
+fn time_value(value: &Value, field: &str) -> Result<Option<i64>, RequestError> {
+    match value {
+        Value::Null => Ok(None),
+        value => value.as_i64().filter(|t| *t >= 0).map(Some).ok_or_else(|| {
             RequestError::new(
                 ErrorCode::InvalidRange,
                 format!(
@@ -207,7 +312,14 @@ fn optional_time(message: &Map<String, Value>, field: &str) -> Result<Option<i64
 }
 
 fn parse_asset(message: &Map<String, Value>, assets: &AssetList) -> Result<Asset, RequestError> {
-    let id = parse_asset_id(message)?;
+    let value = message
+        .get("assetId")
+        .ok_or_else(|| RequestError::new(ErrorCode::InvalidAssetId, "missing \"assetId\""))?;
+    known_asset(asset_id(value, false)?, assets)
+}
+
+/// The tracked asset with `id`, or `unknown_asset`.
+fn known_asset(id: AssetId, assets: &AssetList) -> Result<Asset, RequestError> {
     let asset = assets.get(id).ok_or_else(|| {
         RequestError::new(
             ErrorCode::UnknownAsset,
@@ -220,16 +332,19 @@ fn parse_asset(message: &Map<String, Value>, assets: &AssetList) -> Result<Asset
     Ok(asset.clone())
 }
 
-fn parse_asset_id(message: &Map<String, Value>) -> Result<AssetId, RequestError> {
+/// An asset id: the value of `assetId`, or (`in_list`) an element of `assetIds`.
+fn asset_id(value: &Value, in_list: bool) -> Result<AssetId, RequestError> {
     let invalid = |detail: String| RequestError::new(ErrorCode::InvalidAssetId, detail);
-    let value = message
-        .get("assetId")
-        .ok_or_else(|| invalid("missing \"assetId\"".into()))?;
+    let what = if in_list {
+        "each of \"assetIds\""
+    } else {
+        "\"assetId\""
+    };
     let id = value
         .as_u64()
         .ok_or_else(|| {
             invalid(format!(
-                "\"assetId\" must be a positive integer, got {}",
+                "{what} must be a positive integer, got {}",
                 describe(value)
             ))
         })
@@ -237,7 +352,7 @@ fn parse_asset_id(message: &Map<String, Value>) -> Result<AssetId, RequestError>
             u32::try_from(id)
                 .ok()
                 .filter(|id| *id > 0)
-                .ok_or_else(|| invalid(format!("\"assetId\" {id} is out of range")))
+                .ok_or_else(|| invalid(format!("{what} {id} is out of range")))
         })?;
     Ok(AssetId(id))
 }
@@ -345,7 +460,7 @@ mod tests {
             .expect_err("unknown action");
         assert_eq!(
             err.message,
-            "unknown action \"sub\"; expected one of assets, subscribe, unsubscribe, history"
+            "unknown action \"sub\"; expected one of assets, subscribe, unsubscribe, history, add, remove"
         );
     }
 
@@ -376,6 +491,127 @@ mod tests {
             parse(r#"{"action":"unsubscribe","message":{}}"#),
             Ok(ClientRequest::Unsubscribe)
         );
+    }
+
+    fn three() -> AssetList {
+        "EURUSD,USDJPY,GBPUSD".parse().expect("valid list")
+    }
+
+    /// The `(id, since)` of each followed asset of a many-asset `subscribe`.
+    fn followed(text: &str) -> Result<Vec<(u32, Option<i64>)>, ErrorCode> {
+        match parse_request(text, &three()) {
+            Ok(ClientRequest::SubscribeMany(follows)) => {
+                Ok(follows.iter().map(|f| (f.asset.id.0, f.since)).collect())
+            }
+            Ok(other) => panic!("{text}: {other:?}"),
+            Err(error) => Err(error.code),
+        }
+    }
+
+    #[test]
+    fn subscribe_with_asset_ids_follows_each_in_order_with_its_own_since() {
+        let many = |m: &str| followed(&format!(r#"{{"action":"subscribe","message":{m}}}"#));
+        assert_eq!(
+            many(r#"{"assetIds":[3,1]}"#),
+            Ok(vec![(3, None), (1, None)])
+        );
+        assert_eq!(
+            many(r#"{"assetIds":[1,3],"since":1700000000}"#),
+            Ok(vec![(1, Some(1_700_000_000)), (3, Some(1_700_000_000))]),
+            "one since for every asset"
+        );
+        assert_eq!(
+            many(r#"{"assetIds":[1,2,3],"since":{"3":30,"1":10,"2":null}}"#),
+            Ok(vec![(1, Some(10)), (2, None), (3, Some(30))]),
+            "a since per asset, absent or null for none"
+        );
+        assert_eq!(
+            many(r#"{"assetIds":[2],"since":null}"#),
+            Ok(vec![(2, None)])
+        );
+    }
+
+    #[test]
+    fn a_bad_asset_ids_subscribe_gets_the_code_of_what_is_wrong() {
+        let many = |m: &str| followed(&format!(r#"{{"action":"subscribe","message":{m}}}"#));
+        for (bad, code) in [
+            (r#"{"assetIds":[]}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":[1,1]}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":1}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":null}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":["1"]}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":[0]}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":[4294967296]}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":[1],"assetId":1}"#, ErrorCode::InvalidAssetId),
+            (r#"{"assetIds":[1,4]}"#, ErrorCode::UnknownAsset),
+            (r#"{"assetIds":[1],"since":-1}"#, ErrorCode::InvalidRange),
+            (r#"{"assetIds":[1],"since":"5"}"#, ErrorCode::InvalidRange),
+            (
+                r#"{"assetIds":[1],"since":{"2":5}}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetIds":[1],"since":{"x":5}}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetIds":[1],"since":{"1":1.5}}"#,
+                ErrorCode::InvalidRange,
+            ),
+        ] {
+            assert_eq!(many(bad), Err(code), "{bad}");
+        }
+        let error = parse_request(
+            r#"{"action":"subscribe","message":{"assetIds":[2,2]}}"#,
+            &three(),
+        )
+        .expect_err("a duplicate");
+        assert_eq!(error.message, "\"assetIds\" lists asset 2 twice");
+    }
+
+    #[test]
+    fn add_and_remove_name_one_asset_and_a_plain_subscribe_keeps_its_meaning() {
+        let parse = |text: &str| parse_request(text, &three());
+        assert!(matches!(
+            parse(r#"{"action":"add","message":{"assetId":3,"since":7}}"#),
+            Ok(ClientRequest::Add(Follow { asset, since: Some(7) })) if asset.id == AssetId(3)
+        ));
+        assert!(matches!(
+            parse(r#"{"action":"add","message":{"assetId":2}}"#),
+            Ok(ClientRequest::Add(Follow { since: None, .. }))
+        ));
+        assert!(matches!(
+            parse(r#"{"action":"remove","message":{"assetId":1}}"#),
+            Ok(ClientRequest::Remove(asset)) if asset.id == AssetId(1)
+        ));
+        assert!(matches!(
+            parse(r#"{"action":"subscribe","message":{"assetId":2,"since":9}}"#),
+            Ok(ClientRequest::Subscribe { since: Some(9), .. })
+        ));
+        for (bad, code) in [
+            (
+                r#"{"action":"add","message":{}}"#,
+                ErrorCode::InvalidAssetId,
+            ),
+            (
+                r#"{"action":"add","message":{"assetId":9}}"#,
+                ErrorCode::UnknownAsset,
+            ),
+            (
+                r#"{"action":"add","message":{"assetId":1,"since":-3}}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"action":"remove","message":{"assetId":"1"}}"#,
+                ErrorCode::InvalidAssetId,
+            ),
+            (
+                r#"{"action":"remove","message":{"assetId":4}}"#,
+                ErrorCode::UnknownAsset,
+            ),
+        ] {
+            assert_eq!(parse(bad).expect_err(bad).code, code, "{bad}");
+        }
     }
 
     #[test]
@@ -445,6 +681,17 @@ mod tests {
             id in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), any::<f64>().prop_map(|n| n.to_string()), ".*"],
         ) {
             let text = format!(r#"{{"action":{action},"message":{{"assetId":{id}}}}}"#);
+            let _ = parse_request(&text, &assets());
+        }
+
+        #[test]
+        fn no_asset_ids_or_since_make_the_parser_panic(
+            ids in ".*",
+            since in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), ".*"],
+        ) {
+            let text = format!(
+                r#"{{"action":"subscribe","message":{{"assetIds":[{ids}],"since":{{"1":{since}}}}}}}"#
+            );
             let _ = parse_request(&text, &assets());
         }
     }
