@@ -1,12 +1,15 @@
-//! `history` queries: the store's range reads, behind an object-safe handle so
-//! the HTTP server and its sessions need no store type parameter, with the
-//! process-wide limit and the deadline every query runs under, the paging of
-//! long ranges, and the one throttled log of failed queries.
+//! `history` and `candles` queries: the store's range reads (raw points, or
+//! candles the store computes), behind an object-safe handle so the HTTP server
+//! and its sessions need no store type parameter, with the process-wide limit
+//! and the deadline every query runs under (one pool of slots for both reads),
+//! the paging of long point ranges (candle pages are in
+//! [`ratecast_core::candle::page`]), and the one throttled log of failed queries.
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use ratecast_core::{
-    AssetId, Point, PointStore, StoreError, throttle::LogThrottle, time::unix_now_secs,
+    AssetId, Candle, Interval, Point, PointStore, StoreError, throttle::LogThrottle,
+    time::unix_now_secs,
 };
 use ratecast_process::ErrorChain;
 use tokio::sync::Semaphore;
@@ -16,15 +19,40 @@ use tracing::warn;
 pub type RangeFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Vec<Point>, StoreError>> + Send + 'a>>;
 
+/// A boxed candle-read future.
+pub type CandlesFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Candle>, StoreError>> + Send + 'a>>;
+
 /// Range reads against the store, as sessions make them.
 pub trait HistorySource: Send + Sync + 'static {
     /// The stored points of `asset` with `from <= time <= to`, ascending.
     fn range(&self, asset: AssetId, from: i64, to: i64) -> RangeFuture<'_>;
+
+    /// [`PointStore::candles`]: at most `limit` candles starting in `[from, to]`.
+    fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> CandlesFuture<'_>;
 }
 
 impl<S: PointStore> HistorySource for S {
     fn range(&self, asset: AssetId, from: i64, to: i64) -> RangeFuture<'_> {
         Box::pin(self.history(asset, from, to))
+    }
+
+    fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> CandlesFuture<'_> {
+        Box::pin(PointStore::candles(self, asset, interval, from, to, limit))
     }
 }
 
@@ -47,10 +75,12 @@ pub enum NotStarted {
     ServerBusy,
 }
 
-/// How a `history` query ended.
+/// How a query ended: `T` is what the read returns (the points of a `history`
+/// query, the candles of a `candles` one).
 #[derive(Debug)]
-pub enum Answered {
-    Points(Vec<Point>),
+pub enum Answered<T = Vec<Point>> {
+    /// The store's answer (points, or candles for a candle read).
+    Points(T),
     /// The store failed.
     Failed(StoreError),
     /// The store did not answer within the deadline.
@@ -60,9 +90,9 @@ pub enum Answered {
 /// Time between two lines about failing `history` queries.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// The process's `history` queries: the store, a limit on how many run at once
-/// (each holds a store connection and builds a reply of up to a page), and a
-/// deadline on each.
+/// The process's `history` and `candles` queries: the store, a limit on how
+/// many run at once, both kinds together (each holds a store connection and
+/// builds a reply of up to a page), and a deadline on each.
 pub struct HistoryQueries {
     source: Arc<dyn HistorySource>,
     slots: Arc<Semaphore>,
@@ -91,6 +121,38 @@ impl HistoryQueries {
         from: i64,
         to: i64,
     ) -> Result<impl Future<Output = Answered> + 'static, NotStarted> {
+        self.start_read("history", move |source| source.range(asset, from, to))
+    }
+
+    /// Starts a read of at most `limit` candles of `asset` starting in
+    /// `[from, to]`, under the same slots, deadline and log as [`start`](Self::start).
+    pub fn start_candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        (from, to): (i64, i64),
+        limit: usize,
+    ) -> Result<impl Future<Output = Answered<Vec<Candle>>> + 'static, NotStarted> {
+        self.start_read("candles", move |source| {
+            source.candles(asset, interval, from, to, limit)
+        })
+    }
+
+    /// Starts `read` if a slot is free: the one place a query takes a slot,
+    /// runs under the deadline and has its failure logged.
+    fn start_read<T, R>(
+        &self,
+        kind: &'static str,
+        read: R,
+    ) -> Result<impl Future<Output = Answered<T>> + 'static, NotStarted>
+    where
+        T: 'static,
+        R: for<'s> FnOnce(
+                &'s dyn HistorySource,
+            )
+                -> Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 's>>
+            + 'static,
+    {
         let slot = self
             .slots
             .clone()
@@ -99,14 +161,13 @@ impl HistoryQueries {
         let (source, timeout) = (self.source.clone(), self.timeout);
         let failure_log = self.failure_log.clone();
         Ok(async move {
-            let answered = match tokio::time::timeout(timeout, source.range(asset, from, to)).await
-            {
-                Ok(Ok(points)) => Answered::Points(points),
+            let answered = match tokio::time::timeout(timeout, read(&*source)).await {
+                Ok(Ok(answer)) => Answered::Points(answer),
                 Ok(Err(error)) => Answered::Failed(error),
                 Err(_elapsed) => Answered::TimedOut,
             };
             drop(slot);
-            log_failure(&failure_log, &answered);
+            log_failure(&failure_log, kind, &answered);
             answered
         })
     }
@@ -114,7 +175,7 @@ impl HistoryQueries {
 
 /// Logs a failed query when `log` says a line is due; an answered one ends
 /// the outage, so the next failure is logged at once.
-fn log_failure(log: &LogThrottle, answered: &Answered) {
+fn log_failure<T>(log: &LogThrottle, kind: &'static str, answered: &Answered<T>) {
     let report = match answered {
         Answered::Points(_) => {
             log.success();
@@ -128,9 +189,9 @@ fn log_failure(log: &LogThrottle, answered: &Answered) {
     let failures = report.failures();
     match answered {
         Answered::Failed(error) => {
-            warn!(error = %ErrorChain(error), failures, "history query failed");
+            warn!(error = %ErrorChain(error), failures, kind, "store query failed");
         }
-        Answered::TimedOut => warn!(failures, "history query timed out"),
+        Answered::TimedOut => warn!(failures, kind, "store query timed out"),
         Answered::Points(_) => {}
     }
 }
@@ -158,6 +219,11 @@ mod tests {
             self.0.fetch_add(1, Ordering::SeqCst);
             Box::pin(std::future::pending())
         }
+
+        fn candles(&self, _: AssetId, _: Interval, _: i64, _: i64, _: usize) -> CandlesFuture<'_> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(std::future::pending())
+        }
     }
 
     #[tokio::test(start_paused = true)]
@@ -170,7 +236,18 @@ mod tests {
             queries.start(AssetId(1), 0, 10).err(),
             Some(NotStarted::ServerBusy)
         );
+        assert_eq!(
+            queries
+                .start_candles(AssetId(1), Interval::M1, (0, 10), 1)
+                .err(),
+            Some(NotStarted::ServerBusy),
+            "candle reads share the slots"
+        );
         assert!(matches!(first.await, Answered::TimedOut));
+        let third = queries
+            .start_candles(AssetId(1), Interval::M1, (0, 10), 1)
+            .expect("the slot was given back");
+        assert!(matches!(third.await, Answered::TimedOut));
         let third = queries
             .start(AssetId(1), 0, 10)
             .expect("the slot was given back");
@@ -178,7 +255,7 @@ mod tests {
         drop(third);
         assert_eq!(
             source.0.load(Ordering::SeqCst),
-            1,
+            2,
             "a query reaches the store only when its session polls it"
         );
     }

@@ -50,6 +50,11 @@ pub fn history_query(outcome: &'static str) {
     counter!("ratecast_history_queries_total", "outcome" => outcome).increment(1);
 }
 
+/// A finished `candles` store query, by outcome: `ok`, `failed`, `timed_out`.
+pub fn candles_query(outcome: &'static str) {
+    counter!("ratecast_candles_queries_total", "outcome" => outcome).increment(1);
+}
+
 pub fn rate_limited() {
     counter!("ratecast_ws_rate_limited_total").increment(1);
 }

@@ -2,13 +2,14 @@
 //! of the followed assets, keep the connection alive and close it with a reason.
 //!
 //! The loop has one shape: `select!` over {shutdown, client frame, `history`
-//! answer, slow-consumer check, heartbeat tick}; every way out is a `break`
+//! or `candles` answer, slow-consumer check, heartbeat tick}; every way out is a `break`
 //! with an [`Exit`], and the close frame is sent once, after the loop. Live
 //! points do not pass through it: the connection's [`Outbound`] body takes them
 //! from its worker's relay when the socket has room, each once and in order
 //! ([the sequence invariant](crate::hub#the-sequence-invariant)). Nothing in the
 //! loop waits on anything but its branches: replies are queued without waiting,
-//! and a `history` query runs beside the loop (one per connection), so points,
+//! and a `history` or `candles` query runs beside the loop (one per connection,
+//! either kind), so points,
 //! pings and shutdown keep flowing while the store answers, or does not.
 //! Nothing a client sends can panic it: bad input is answered with an `error`
 //! frame and the connection stays open. Client frames arrive decoded and
@@ -22,10 +23,11 @@ use bytes::Bytes;
 use futures_util::{FutureExt, Stream};
 
 use ratecast_core::{
-    Asset, AssetId,
+    Asset, AssetId, Candle, Interval,
+    candle::{self, PAGE_CANDLES},
     protocol::{
-        ClientRequest, ErrorCode, Follow, RequestError, error_frame, parse_request, range_frame,
-        unsubscribed_frame,
+        ClientRequest, ErrorCode, Follow, RequestError, candles_frame, error_frame, parse_request,
+        range_frame, unsubscribed_frame,
     },
 };
 use tokio::time::{Instant, Sleep};
@@ -140,9 +142,24 @@ pub struct Shared {
     pub config: SessionConfig,
 }
 
-/// A `history` query running beside the loop: its answer and the request it
-/// answers.
-type PendingHistory = Pin<Box<dyn Future<Output = (Answered, HistoryRequest)>>>;
+/// A `history` or `candles` query running beside the loop: its answer and the
+/// request it answers.
+type PendingHistory = Pin<Box<dyn Future<Output = QueryAnswer>>>;
+
+/// The answer of a connection's query, with the request it answers.
+enum QueryAnswer {
+    History(Answered, HistoryRequest),
+    Candles(Answered<Vec<Candle>>, CandlesRequest),
+}
+
+/// The page of a `candles` request being answered.
+struct CandlesRequest {
+    asset: Asset,
+    interval: Interval,
+    from: i64,
+    to: i64,
+    next: Option<i64>,
+}
 
 /// The page of a `history` request being answered.
 struct HistoryRequest {
@@ -156,7 +173,7 @@ struct HistoryRequest {
 struct Connection<'a> {
     shared: &'a Shared,
     outbound: Outbound,
-    /// This connection's `history` query, if one runs.
+    /// This connection's `history` or `candles` query, if one runs.
     history: Option<PendingHistory>,
     /// Fires when a frame may have waited `send_timeout` for the socket. Armed
     /// while the connection follows an asset or has replies queued, at the earliest
@@ -202,7 +219,14 @@ pub async fn run_session<S, E>(
             }
             answer = pending_history(&mut conn.history) => {
                 conn.history = None;
-                conn.deliver_history(answer)
+                match answer {
+                    QueryAnswer::History(answered, request) => {
+                        conn.deliver_history((answered, request))
+                    }
+                    QueryAnswer::Candles(answered, request) => {
+                        conn.deliver_candles(answered, request)
+                    }
+                }
             }
             () = &mut conn.stall, if conn.stall_armed => conn.check_stall(),
             _ = heartbeat.tick() => {
@@ -249,8 +273,8 @@ fn on_the_grid(at: Instant, period: Duration) -> Instant {
     epoch + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
 }
 
-/// The answer of the running `history` query; pending forever when none runs.
-async fn pending_history(history: &mut Option<PendingHistory>) -> (Answered, HistoryRequest) {
+/// The answer of the running query; pending forever when none runs.
+async fn pending_history(history: &mut Option<PendingHistory>) -> QueryAnswer {
     match history {
         Some(query) => query.await,
         None => std::future::pending().await,
@@ -368,6 +392,12 @@ impl Connection<'_> {
                 .unsubscribe(unsubscribed)
                 .map_err(|_gone| Exit::ClientGone),
             ClientRequest::History { asset, from, to } => self.start_history(asset, from, to),
+            ClientRequest::Candles {
+                asset,
+                interval,
+                from,
+                to,
+            } => self.start_candles(asset, interval, from, to),
         }
     }
 
@@ -457,7 +487,10 @@ impl Connection<'_> {
                     to: page_to,
                     next,
                 };
-                self.history = Some(Box::pin(query.map(move |answered| (answered, request))));
+                self.history =
+                    Some(Box::pin(query.map(move |answered| {
+                        QueryAnswer::History(answered, request)
+                    })));
                 Ok(())
             }
             Err(NotStarted::ServerBusy) => self.send_error(&RequestError::new(
@@ -501,6 +534,88 @@ fn unsubscribed(stopped: &[AssetId]) -> Bytes {
     wire::text_frame(unsubscribed_frame(stopped).as_bytes())
 }
 
+impl Connection<'_> {
+    /// Starts a `candles` query for the first page of the request beside the
+    /// loop, or refuses it at once, exactly as [`start_history`](Self::start_history):
+    /// one query per connection (either kind), the reply budget, the
+    /// process-wide slots.
+    fn start_candles(
+        &mut self,
+        asset: Asset,
+        interval: Interval,
+        from: i64,
+        to: i64,
+    ) -> Result<(), Exit> {
+        if self.history.is_some() {
+            return self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the previous history or candles request of this connection is still being \
+                 answered; send the next one after its reply",
+            ));
+        }
+        if self.outbound.over_budget() {
+            return self.send_backpressure();
+        }
+        let (page_to, next) = candle::page(interval, from, to);
+        let limit = usize::try_from(PAGE_CANDLES).unwrap_or(usize::MAX);
+        match self
+            .shared
+            .history
+            .start_candles(asset.id, interval, (from, page_to), limit)
+        {
+            Ok(query) => {
+                let request = CandlesRequest {
+                    asset,
+                    interval,
+                    from,
+                    to: page_to,
+                    next,
+                };
+                self.history =
+                    Some(Box::pin(query.map(move |answered| {
+                        QueryAnswer::Candles(answered, request)
+                    })));
+                Ok(())
+            }
+            Err(NotStarted::ServerBusy) => self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the server is answering as many history and candles requests as it allows; \
+                 retry shortly",
+            )),
+        }
+    }
+
+    /// Sends the answer of this connection's `candles` query.
+    fn deliver_candles(
+        &mut self,
+        answered: Answered<Vec<Candle>>,
+        request: CandlesRequest,
+    ) -> Result<(), Exit> {
+        let CandlesRequest {
+            asset,
+            interval,
+            from,
+            to,
+            next,
+        } = request;
+        let failure = match answered {
+            Answered::Points(candles) => {
+                crate::metrics::candles_query("ok");
+                let frame = candles_frame(&asset, interval, (from, to), &candles, next);
+                return self.send_reply(wire::text_frame(frame.as_bytes()));
+            }
+            // Logged (throttled) by the query itself.
+            Answered::Failed(_) => "failed",
+            Answered::TimedOut => "timed_out",
+        };
+        crate::metrics::candles_query(failure);
+        self.send_error(&RequestError::new(
+            ErrorCode::Unavailable,
+            "candles are unavailable right now; retry shortly",
+        ))
+    }
+}
+
 /// Records a parsed request in `ratecast_ws_requests_total`, by action.
 fn record_request(
     request: Result<ClientRequest, RequestError>,
@@ -512,6 +627,7 @@ fn record_request(
         Ok(ClientRequest::Remove(_)) => "remove",
         Ok(ClientRequest::Unsubscribe) => "unsubscribe",
         Ok(ClientRequest::History { .. }) => "history",
+        Ok(ClientRequest::Candles { .. }) => "candles",
         Err(_) => "invalid",
     });
     request

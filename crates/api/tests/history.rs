@@ -241,6 +241,17 @@ impl PointStore for HangingHistory {
         std::future::pending().await
     }
 
+    async fn candles(
+        &self,
+        asset: AssetId,
+        interval: ratecast_core::Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<ratecast_core::Candle>, StoreError> {
+        self.inner.candles(asset, interval, from, to, limit).await
+    }
+
     async fn follow(&self, since: i64) -> Result<SnapshotFeed<Self::Feed>, StoreError> {
         self.inner.follow(since).await
     }

@@ -319,6 +319,20 @@ async fn every_kind_of_frame_the_server_sends_matches_the_schema_of_its_message_
     let stored = seen.expect(&mut client, "history").await;
     assert_eq!(points_in(&stored), 3, "the stored points: {stored}");
 
+    let candles = format!(
+        r#"{{"action":"candles","message":{{"assetId":1,"interval":"5s","from":{},"to":{now}}}}}"#,
+        now - 60
+    );
+    client.send_text(&candles).await;
+    let summarised = seen.expect(&mut client, "candles").await;
+    let counted: i64 = summarised["candles"]
+        .as_array()
+        .expect("candles")
+        .iter()
+        .filter_map(|c| c["count"].as_i64())
+        .sum();
+    assert_eq!(counted, 3, "the stored points, in candles: {summarised}");
+
     let since = format!(
         r#"{{"action":"subscribe","message":{{"assetId":2,"since":{}}}}}"#,
         now - 3
@@ -362,6 +376,10 @@ async fn every_kind_of_frame_the_server_sends_matches_the_schema_of_its_message_
             r#"{"action":"history","message":{"assetId":1,"from":0,"to":86400}}"#,
             "invalid_range",
         ),
+        (
+            r#"{"action":"candles","message":{"assetId":1,"interval":"1M","from":0,"to":60}}"#,
+            "invalid_interval",
+        ),
     ] {
         seen.expect_error_for(&mut client, text, code).await;
     }
@@ -377,6 +395,7 @@ async fn every_kind_of_frame_the_server_sends_matches_the_schema_of_its_message_
     let exercised = [
         "binary_not_supported",
         "invalid_asset_id",
+        "invalid_interval",
         "invalid_json",
         "invalid_range",
         "invalid_request",
@@ -425,6 +444,7 @@ fn every_message_in_the_spec_has_examples_that_match_its_own_schema() {
         [
             "add",
             "assets",
+            "candles",
             "history",
             "remove",
             "subscribe",
@@ -436,6 +456,7 @@ fn every_message_in_the_spec_has_examples_that_match_its_own_schema() {
         [
             "asset_history",
             "assets",
+            "candles",
             "error",
             "history",
             "point",
@@ -499,6 +520,15 @@ fn every_client_example_in_the_spec_is_a_request_the_server_accepts_as_written()
                     "action":"history",
                     "message":{"assetId": asset.id.0, "from": from, "to": to},
                 }),
+                ClientRequest::Candles {
+                    asset,
+                    interval,
+                    from,
+                    to,
+                } => json!({
+                    "action":"candles",
+                    "message":{"assetId": asset.id.0, "interval": interval.as_str(), "from": from, "to": to},
+                }),
             };
             assert_eq!(&parsed, example, "example of message {}", message.name);
         }
@@ -542,6 +572,11 @@ fn client_schemas_ignore_unknown_members_and_refuse_what_the_parser_refuses() {
         r#"{"action":"history","message":{"assetId":1,"from":0,"to":null}}"#,
         r#"{"action":"history","message":{"assetId":1,"from":"0","to":10}}"#,
         r#"{"action":"history","message":{"assetId":1,"from":-5,"to":10}}"#,
+        r#"{"action":"candles","message":{"assetId":1,"interval":"1m","from":0,"to":10,"x":1}}"#,
+        r#"{"action":"candles","message":{"assetId":1,"from":0,"to":10}}"#,
+        r#"{"action":"candles","message":{"assetId":1,"interval":"2m","from":0,"to":10}}"#,
+        r#"{"action":"candles","message":{"assetId":1,"interval":60,"from":0,"to":10}}"#,
+        r#"{"action":"candles","message":{"assetId":1,"interval":"1m","from":0}}"#,
     ] {
         let frame: Value = serde_json::from_str(text).expect("test frames are JSON");
         let schema_accepts = spec.client_message(&frame).errors(&frame).is_empty();
@@ -578,6 +613,7 @@ fn the_error_schema_lists_every_error_code_with_an_example_of_each() {
         ErrorCode::UnknownAsset,
         ErrorCode::BinaryNotSupported,
         ErrorCode::InvalidRange,
+        ErrorCode::InvalidInterval,
         ErrorCode::Unavailable,
         ErrorCode::RateLimited,
         ErrorCode::Busy,
@@ -593,6 +629,7 @@ fn the_error_schema_lists_every_error_code_with_an_example_of_each() {
             | ErrorCode::UnknownAsset
             | ErrorCode::BinaryNotSupported
             | ErrorCode::InvalidRange
+            | ErrorCode::InvalidInterval
             | ErrorCode::Unavailable
             | ErrorCode::RateLimited
             | ErrorCode::Busy

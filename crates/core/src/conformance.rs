@@ -7,10 +7,14 @@
 //! service is not available. Enable the `conformance` feature to use it outside
 //! this crate.
 
-use std::{collections::BTreeSet, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use crate::{
     asset::{AssetId, AssetList},
+    candle::{Candle, Interval},
     point::Point,
     store::{FeedEvent, LiveFeed, PointSink, PointStore},
     time::{MAX_FUTURE_SECS, unix_now_secs},
@@ -268,6 +272,197 @@ pub async fn follow_under_concurrent_inserts_misses_and_repeats_nothing<
     assert_eq!(seen, expected);
 }
 
+pub async fn candles_summarise_whole_intervals_and_omit_empty_ones<S: PointStore + PointSink>(
+    store: &S,
+) {
+    let t = Interval::H1.start_of(base_time()) - 3600;
+    let points = [
+        point(1, t + 59, 1.0), // the minute before: outside the range
+        point(1, t + 60, 1.5),
+        point(1, t + 61, 1.9),
+        point(1, t + 62, 1.1),
+        point(1, t + 119, 1.4),
+        point(2, t + 100, 150.0), // another asset
+        point(1, t + 240, 2.0),   // 180..239 holds nothing
+        point(1, t + 300, 3.0),
+    ];
+    store.insert(&points).await.expect("insert");
+    // From the middle of the first minute: that minute starts before `from`, so
+    // its candle is not asked for; every candle holds all of its minute.
+    let got = store
+        .candles(AssetId(1), Interval::M1, t + 30, t + 299, 100)
+        .await
+        .expect("candles");
+    let candle = |time, open, high, low, close, count| Candle {
+        time,
+        open,
+        high,
+        low,
+        close,
+        count,
+        closed: true,
+    };
+    assert_eq!(
+        got,
+        vec![
+            candle(t + 60, 1.5, 1.9, 1.1, 1.4, 4),
+            candle(t + 240, 2.0, 2.0, 2.0, 2.0, 1),
+        ]
+    );
+    let limited = store
+        .candles(AssetId(1), Interval::M1, t, t + 3600, 2)
+        .await
+        .expect("candles");
+    assert_eq!(
+        limited.iter().map(|c| c.time).collect::<Vec<_>>(),
+        vec![t, t + 60],
+        "the first `limit` candles"
+    );
+    let hour = store
+        .candles(AssetId(1), Interval::H1, t, t, 10)
+        .await
+        .expect("candles");
+    assert_eq!(hour, vec![candle(t, 1.0, 3.0, 1.0, 3.0, 7)]);
+    assert!(
+        store
+            .candles(AssetId(1), Interval::M1, t + 3600, t + 7200, 10)
+            .await
+            .expect("candles")
+            .is_empty()
+    );
+}
+
+pub async fn the_running_interval_is_not_closed<S: PointStore + PointSink>(store: &S) {
+    let now = PointStore::clock(store).now_secs();
+    store
+        .insert(&[point(1, now - 1, 1.0), point(1, now, 2.0)])
+        .await
+        .expect("insert");
+    let day = Interval::D1.start_of(now);
+    let got = store
+        .candles(AssetId(1), Interval::D1, day - 86_400, day, 10)
+        .await
+        .expect("candles");
+    // Only a run that crosses midnight UTC between the two reads of the
+    // clock could see the day closed.
+    let still_today = Interval::D1.start_of(PointStore::clock(store).now_secs()) == day;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].closed, !still_today, "{got:?}");
+    assert_eq!((got[0].count, got[0].close), (2, 2.0));
+}
+
+/// The property behind every candle: for `points` (seconds after a recent base
+/// time, with their values) of asset 1, beside noise on asset 2, the candles of
+/// `interval` starting in `[from, to]` (also seconds after the base) equal a
+/// recomputation written here, apart from the stores' code: first, max, min,
+/// last and count per UTC interval, no candle for an empty one, at most `limit`.
+pub async fn candles_equal_an_offline_recomputation<S: PointStore + PointSink>(
+    store: &S,
+    interval: Interval,
+    points: &[(i64, f64)],
+    (from, to): (i64, i64),
+    limit: usize,
+) {
+    // 23 hours back: the points (at most 20 hours of them) end 3 hours ago,
+    // inside every store's retention (the tests' is a day); only a `1d`
+    // candle can be running.
+    let base = unix_now_secs() - 23 * 3_600;
+    let stored: Vec<Point> = points
+        .iter()
+        .map(|&(offset, value)| point(1, base + offset, value))
+        .collect();
+    let noise: Vec<Point> = points
+        .iter()
+        .map(|&(offset, value)| point(2, base + offset, value * 2.0 + 1.0))
+        .collect();
+    store.insert(&stored).await.expect("insert");
+    store.insert(&noise).await.expect("insert");
+    let (from, to) = (base + from, base + to);
+    let got = store
+        .candles(AssetId(1), interval, from, to, limit)
+        .await
+        .expect("candles");
+
+    let secs = interval.secs();
+    let now = PointStore::clock(store).now_secs();
+    let mut by_interval: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
+    for p in &stored {
+        let start = p.time.div_euclid(secs) * secs;
+        by_interval
+            .entry(start)
+            .or_default()
+            .push((p.time, p.value));
+    }
+    let expected: Vec<Candle> = by_interval
+        .into_iter()
+        .filter(|(start, _)| (from..=to).contains(start))
+        .take(limit)
+        .map(|(start, mut held)| {
+            held.sort_by_key(|&(time, _)| time);
+            let values: Vec<f64> = held.iter().map(|&(_, value)| value).collect();
+            Candle {
+                time: start,
+                open: values[0],
+                high: values.iter().copied().fold(f64::MIN, f64::max),
+                low: values.iter().copied().fold(f64::MAX, f64::min),
+                close: values[values.len() - 1],
+                count: values.len() as u64,
+                closed: start + secs <= now,
+            }
+        })
+        .collect();
+    assert_eq!(got, expected, "{interval} candles of [{from}, {to}]");
+}
+
+/// One input of [`candles_equal_an_offline_recomputation`].
+#[derive(Debug, Clone)]
+pub struct CandleCase {
+    pub interval: Interval,
+    /// Distinct seconds after the base time, with their values.
+    pub points: Vec<(i64, f64)>,
+    /// The range asked for, in seconds after the base time.
+    pub range: (i64, i64),
+    pub limit: usize,
+}
+
+impl CandleCase {
+    /// Runs the case against `store` (a fresh one: the points are inserted).
+    pub async fn check<S: PointStore + PointSink>(&self, store: &S) {
+        candles_equal_an_offline_recomputation(
+            store,
+            self.interval,
+            &self.points,
+            self.range,
+            self.limit,
+        )
+        .await;
+    }
+}
+
+/// Random [`CandleCase`]s: any interval, up to 150 points spread over up to 12
+/// of its intervals (at most 20 hours, inside every store's retention), so
+/// gaps and empty intervals are the rule; a range that may start or end
+/// outside the points and mid-interval; a limit that sometimes cuts.
+pub fn candle_cases() -> impl proptest::strategy::Strategy<Value = CandleCase> {
+    use proptest::prelude::*;
+    proptest::sample::select(Interval::ALL.to_vec()).prop_flat_map(|interval| {
+        let secs = interval.secs();
+        let span = (secs * 12).min(72_000);
+        (
+            proptest::collection::btree_map(0..span, 0.5_f64..200.0, 0..150),
+            -secs..span + secs,
+            0..span + 2 * secs,
+            prop_oneof![1_usize..5, Just(1_000_usize)],
+        )
+            .prop_map(move |(points, from, length, limit)| CandleCase {
+                interval,
+                points: points.into_iter().collect(),
+                range: (from, from + length),
+                limit,
+            })
+    })
+}
+
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is an async fn
 /// returning `Option<store>`; `None` skips the case (the factory says why).
 #[macro_export]
@@ -284,6 +479,8 @@ macro_rules! store_conformance_tests {
                 follow_snapshots_since_and_feeds_what_comes_after,
                 follow_under_concurrent_inserts_misses_and_repeats_nothing,
                 a_point_stamped_ahead_of_the_shared_clock_is_rejected_and_never_stored,
+                candles_summarise_whole_intervals_and_omit_empty_ones,
+                the_running_interval_is_not_closed,
             );
         }
     };

@@ -3,9 +3,11 @@
 //! It owns assets and points, the websocket wire protocol (parsing client frames,
 //! serializing server frames), the store traits both stores implement, the embedded
 //! in-memory store and the sliding history window the API keeps per asset. It knows
-//! nothing of actix, MongoDB or HTTP: those live in the crates that do I/O.
+//! nothing of actix, MongoDB or HTTP: those live in the crates that do I/O. Candles
+//! (OHLC summaries of stored points) are defined in [`candle`].
 
 pub mod asset;
+pub mod candle;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 pub mod memory;
@@ -19,6 +21,7 @@ pub mod time;
 pub mod window;
 
 pub use asset::{Asset, AssetId, AssetList, AssetListError};
+pub use candle::{Candle, Interval};
 pub use memory::MemoryStore;
 pub use point::{Point, mid_price};
 pub use store::{InsertReport, LiveFeed, PointSink, PointStore, SnapshotFeed, StoreError};

@@ -10,6 +10,7 @@ use std::future::Future;
 
 use crate::{
     asset::{Asset, AssetId},
+    candle::{Candle, Interval},
     point::Point,
     time::SharedClock,
 };
@@ -76,6 +77,20 @@ pub trait PointStore: Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<Point>, StoreError>> + Send;
+
+    /// `asset`'s candles of `interval` whose start is in `[from, to]`, ascending,
+    /// at most `limit`, each summarising every stored point of its interval
+    /// (see [`candle`](crate::candle)); intervals without a point are absent.
+    /// `closed` is judged by [`clock`](Self::clock). Computed where the points
+    /// are: the caller never receives the raw points.
+    fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Candle>, StoreError>> + Send;
 
     /// A snapshot of every point with `time >= since` and a feed of every point
     /// stored after that snapshot: no point is in neither, none is in both.
@@ -154,10 +169,25 @@ impl<S: PointStore> PointStore for std::sync::Arc<S> {
         (**self).history(asset, from, to)
     }
 
+    fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Candle>, StoreError>> + Send {
+        (**self).candles(asset, interval, from, to, limit)
+    }
+
     fn follow(
         &self,
         since: i64,
     ) -> impl Future<Output = Result<SnapshotFeed<S::Feed>, StoreError>> + Send {
         (**self).follow(since)
+    }
+
+    fn clock(&self) -> SharedClock {
+        (**self).clock()
     }
 }

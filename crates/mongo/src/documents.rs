@@ -1,7 +1,7 @@
 //! Every BSON document and driver option the Mongo store sends: point and asset
-//! documents, filters, sorts, index specifications, the change-stream pipeline, and
-//! the options of the window read, the history read, the stream's start and the
-//! sessions they run in.
+//! documents, filters, sorts, index specifications, the candle aggregation, the
+//! change-stream pipeline, and the options of the window read, the history read,
+//! the candle read, the stream's start and the sessions they run in.
 //!
 //! They are built here, in plain functions, so unit tests can assert their exact
 //! shape without a server; the store's reads, writes, indexes and stream use what
@@ -14,9 +14,15 @@ use std::time::Duration;
 use mongodb::{
     IndexModel,
     bson::{Bson, DateTime, Document, Timestamp, doc},
-    options::{ChangeStreamOptions, FindOptions, IndexOptions, ReadConcern, SessionOptions},
+    options::{
+        AggregateOptions, ChangeStreamOptions, FindOptions, IndexOptions, ReadConcern,
+        SessionOptions,
+    },
 };
-use ratecast_core::{Asset, AssetId, Point};
+use ratecast_core::{
+    Asset, AssetId, Candle, Interval, Point,
+    candle::{self},
+};
 
 pub const POINTS: &str = "points";
 pub const ASSETS: &str = "assets";
@@ -113,6 +119,96 @@ pub fn history_find_options() -> FindOptions {
         .sort(history_sort())
         .max_time(HISTORY_MAX_TIME)
         .build()
+}
+
+/// The candle read: the points of `asset` in the whole intervals starting in
+/// `[from, to]`, summarised by the database. `$match` and `$sort` are served by
+/// [`asset_time_index`] (equality on the asset, range and order on time), so
+/// `$first`/`$last` see each interval's points in time order; the interval start
+/// is integer arithmetic on `time` (`time - time % secs`, the same UTC alignment
+/// as `Interval::start_of` for the non-negative times the API accepts); empty
+/// intervals have no group, hence no candle. At most `limit` candles, ascending.
+pub fn candles_pipeline(
+    asset: AssetId,
+    interval: Interval,
+    from: i64,
+    to: i64,
+    limit: usize,
+) -> Vec<Document> {
+    let (first, last) = candle::point_range(interval, from, to);
+    let secs = interval.secs();
+    vec![
+        doc! { "$match": history_filter(asset, first, last) },
+        doc! { "$sort": history_sort() },
+        doc! { "$group": {
+            "_id": { "$subtract": ["$time", { "$mod": ["$time", secs] }] },
+            "open": { "$first": "$value" },
+            "high": { "$max": "$value" },
+            "low": { "$min": "$value" },
+            "close": { "$last": "$value" },
+            "count": { "$sum": 1 },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+        doc! { "$limit": i64::try_from(limit).unwrap_or(i64::MAX) },
+    ]
+}
+
+/// The candle read, stopped by the server after [`HISTORY_MAX_TIME`] like
+/// `history`. The read concern is the collection's (majority).
+pub fn candles_aggregate_options() -> AggregateOptions {
+    AggregateOptions::builder()
+        .max_time(HISTORY_MAX_TIME)
+        .build()
+}
+
+/// Why a document of the candle read's reply is not a candle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed candle document: {0}")]
+pub struct MalformedCandle(pub String);
+
+/// Reads one group of [`candles_pipeline`] back, judged closed at `now`.
+/// Numbers are accepted as any BSON numeric type (`$sum` answers `int32`, a
+/// value stored by a shell may be an integer); anything else is an error.
+pub fn parse_candle(
+    document: &Document,
+    interval: Interval,
+    now: i64,
+) -> Result<Candle, MalformedCandle> {
+    let number = |field: &str| -> Result<f64, MalformedCandle> {
+        match document.get(field) {
+            Some(Bson::Double(x)) if x.is_finite() => Ok(*x),
+            Some(Bson::Int32(n)) => Ok(f64::from(*n)),
+            Some(Bson::Int64(n)) => Ok(*n as f64),
+            other => Err(MalformedCandle(format!("{field} is {other:?}"))),
+        }
+    };
+    let integer = |field: &str| -> Result<i64, MalformedCandle> {
+        match document.get(field) {
+            Some(Bson::Int32(n)) => Ok(i64::from(*n)),
+            Some(Bson::Int64(n)) => Ok(*n),
+            Some(Bson::Double(x)) if x.fract() == 0.0 && x.abs() < 9e15 => Ok(*x as i64),
+            other => Err(MalformedCandle(format!("{field} is {other:?}"))),
+        }
+    };
+    let time = integer("_id")?;
+    if interval.start_of(time) != time {
+        return Err(MalformedCandle(format!(
+            "_id {time} is not the start of a {interval} interval"
+        )));
+    }
+    let count = u64::try_from(integer("count")?)
+        .ok()
+        .filter(|count| *count > 0)
+        .ok_or_else(|| MalformedCandle("count is not positive".into()))?;
+    Ok(Candle {
+        time,
+        open: number("open")?,
+        high: number("high")?,
+        low: number("low")?,
+        close: number("close")?,
+        count,
+        closed: interval.is_closed(time, now),
+    })
 }
 
 /// The session of the window read: a snapshot session, so every read in it
@@ -337,6 +433,97 @@ mod tests {
             doc! { "assetId": { "$in": [1_i64, 2_i64] }, "time": { "$gte": 500_i64 } }
         );
         assert_eq!(window_sort(), doc! { "assetId": 1, "time": 1 });
+    }
+
+    #[test]
+    fn the_candle_pipeline_is_exact() {
+        // Candles starting in [61, 130] cover the points of [120, 179].
+        assert_eq!(
+            candles_pipeline(AssetId(3), Interval::M1, 61, 130, 1000),
+            vec![
+                doc! { "$match": { "assetId": 3_i64, "time": { "$gte": 120_i64, "$lte": 179_i64 } } },
+                doc! { "$sort": { "time": 1 } },
+                doc! { "$group": {
+                    "_id": { "$subtract": ["$time", { "$mod": ["$time", 60_i64] }] },
+                    "open": { "$first": "$value" },
+                    "high": { "$max": "$value" },
+                    "low": { "$min": "$value" },
+                    "close": { "$last": "$value" },
+                    "count": { "$sum": 1 },
+                } },
+                doc! { "$sort": { "_id": 1 } },
+                doc! { "$limit": 1000_i64 },
+            ]
+        );
+        let day = candles_pipeline(AssetId(1), Interval::D1, 86_400, 86_400, 5);
+        assert_eq!(
+            day[0],
+            doc! { "$match": { "assetId": 1_i64, "time": { "$gte": 86_400_i64, "$lte": 172_799_i64 } } }
+        );
+        assert_eq!(
+            day[2].get_document("$group").expect("a group").get("_id"),
+            Some(&Bson::Document(
+                doc! { "$subtract": ["$time", { "$mod": ["$time", 86_400_i64] }] }
+            ))
+        );
+        assert_eq!(day[4], doc! { "$limit": 5_i64 });
+    }
+
+    #[test]
+    fn the_candle_read_is_limited_to_four_seconds_on_the_server() {
+        let options = candles_aggregate_options();
+        assert_eq!(options.read_concern, None, "the collection's majority");
+        assert_eq!(
+            to_document(&options).expect("serializes"),
+            doc! { "maxTimeMS": 4000_i32 }
+        );
+    }
+
+    #[test]
+    fn candle_documents_are_read_back_and_judged_closed_by_the_clock() {
+        let group = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1_i32, "close": 1.25, "count": 4_i32 };
+        let candle = Candle {
+            time: 120,
+            open: 1.5,
+            high: 1.7,
+            low: 1.0,
+            close: 1.25,
+            count: 4,
+            closed: true,
+        };
+        assert_eq!(parse_candle(&group, Interval::M1, 180), Ok(candle));
+        assert_eq!(
+            parse_candle(&group, Interval::M1, 179),
+            Ok(Candle {
+                closed: false,
+                ..candle
+            }),
+            "the interval's last second is still running"
+        );
+    }
+
+    #[test]
+    fn malformed_candle_documents_are_errors_not_panics() {
+        let good = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1.0, "close": 1.25, "count": 4_i32 };
+        let with = |field: &str, value: Bson| {
+            let mut document = good.clone();
+            document.insert(field, value);
+            document
+        };
+        for bad in [
+            doc! {},
+            with("_id", Bson::Null),
+            with("_id", Bson::Int64(121)),
+            with("_id", Bson::Double(120.5)),
+            with("open", Bson::String("1.5".into())),
+            with("high", Bson::Double(f64::NAN)),
+            with("close", Bson::Null),
+            with("count", Bson::Int32(0)),
+            with("count", Bson::Int64(-3)),
+            with("count", Bson::Double(1.5)),
+        ] {
+            assert!(parse_candle(&bad, Interval::M1, 0).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -29,8 +29,8 @@ use mongodb::{
     options::ConnectionString,
 };
 use ratecast_core::{
-    Asset, AssetId, AssetList, InsertReport, Point, PointSink, PointStore, SnapshotFeed,
-    StoreError,
+    Asset, AssetId, AssetList, Candle, InsertReport, Interval, Point, PointSink, PointStore,
+    SnapshotFeed, StoreError,
     throttle::LogThrottle,
     time::{SharedClock, unix_now_secs},
 };
@@ -293,6 +293,39 @@ impl PointStore for MongoStore {
             .await
             .map_err(store_error)?;
         Ok(parse_points(&documents))
+    }
+
+    /// Summarised by the database ([`documents::candles_pipeline`]); a reply
+    /// document that is not a candle fails the read ([`StoreError::Other`]).
+    /// `closed` is judged by the database's clock.
+    async fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Candle>, StoreError> {
+        let documents: Vec<Document> = self
+            .connection()
+            .await
+            .map_err(store_error)?
+            .points
+            .aggregate(documents::candles_pipeline(
+                asset, interval, from, to, limit,
+            ))
+            .with_options(documents::candles_aggregate_options())
+            .await
+            .map_err(store_error)?
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        let now = self.inner.clock.now_secs();
+        documents
+            .iter()
+            .map(|document| documents::parse_candle(document, interval, now))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|malformed| StoreError::Other(Box::new(malformed)))
     }
 
     /// The window since `since` and the stream that continues it without a gap:

@@ -48,6 +48,29 @@ async fn fresh_store() -> Option<MongoStore> {
 
 ratecast_core::store_conformance_tests!(fresh_store);
 
+proptest::proptest! {
+    // Each case is a fresh database on the test replica set: a few are enough
+    // to tell the aggregation from the offline recomputation.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    #[test]
+    fn candles_equal_an_offline_recomputation_of_random_points_with_gaps(
+        case in conformance::candle_cases()
+    ) {
+        if std::env::var(ratecast_testkit::mongo::URI_VAR).is_err() {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let Some(store) = fresh_store().await else { return };
+            case.check(&store).await;
+        });
+    }
+}
+
 #[tokio::test]
 async fn two_fetchers_storing_the_same_seconds_keep_one_point_each() {
     let Some(uri) = test_uri() else { return };

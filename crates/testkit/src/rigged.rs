@@ -5,7 +5,8 @@
 use std::future::Future;
 
 use ratecast_core::{
-    Asset, AssetId, LiveFeed, MemoryStore, Point, PointStore, SnapshotFeed, StoreError,
+    Asset, AssetId, Candle, Interval, LiveFeed, MemoryStore, Point, PointStore, SnapshotFeed,
+    StoreError,
 };
 
 /// How a misbehaving store follows; every other read goes to [`Rig::inner`].
@@ -34,6 +35,20 @@ impl<R: Rig> PointStore for Rigged<R> {
 
     async fn history(&self, asset: AssetId, from: i64, to: i64) -> Result<Vec<Point>, StoreError> {
         self.0.inner().history(asset, from, to).await
+    }
+
+    async fn candles(
+        &self,
+        asset: AssetId,
+        interval: Interval,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Candle>, StoreError> {
+        self.0
+            .inner()
+            .candles(asset, interval, from, to, limit)
+            .await
     }
 
     async fn follow(&self, since: i64) -> Result<SnapshotFeed<R::Feed>, StoreError> {

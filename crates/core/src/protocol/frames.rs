@@ -7,13 +7,14 @@ use bytestring::ByteString;
 
 use super::{
     messages::{
-        AssetsMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage,
-        UnsubscribedMessage, WireAsset, WirePoint,
+        AssetsMessage, CandlesMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage,
+        UnsubscribedMessage, WireAsset, WireCandle, WirePoint,
     },
     request::RequestError,
 };
 use crate::{
     asset::{Asset, AssetId, AssetList},
+    candle::{Candle, Interval},
     point::Point,
 };
 
@@ -112,6 +113,39 @@ pub fn range_frame(
         from,
         to,
         points,
+        next,
+    }))
+}
+
+/// `{"action":"candles","message":{"assetId":…,"interval":…,"from":…,"to":…,
+/// "candles":[{"time":…,"open":…,"high":…,"low":…,"close":…,"count":…,"closed":…},…],
+/// "next":T|null}}`: the candles starting in `[from, to]`, and where the next
+/// page starts (`null` when the request ends at `to`).
+pub fn candles_frame(
+    asset: &Asset,
+    interval: Interval,
+    (from, to): (i64, i64),
+    candles: &[Candle],
+    next: Option<i64>,
+) -> ByteString {
+    let candles = candles
+        .iter()
+        .map(|c| WireCandle {
+            time: c.time,
+            open: c.open,
+            high: c.high,
+            low: c.low,
+            close: c.close,
+            count: c.count,
+            closed: c.closed,
+        })
+        .collect();
+    frame(&ServerMessage::Candles(CandlesMessage {
+        asset_id: asset.id.0,
+        interval: Cow::Borrowed(interval.as_str()),
+        from,
+        to,
+        candles,
         next,
     }))
 }
@@ -233,6 +267,23 @@ mod tests {
         assert_eq!(
             &*unsubscribed_frame(&[]),
             r#"{"action":"unsubscribed","message":{"assetId":null,"assetIds":[]}}"#
+        );
+        let candle = Candle {
+            time: 120,
+            open: 1.5,
+            high: 1.75,
+            low: 1.25,
+            close: 1.5,
+            count: 60,
+            closed: false,
+        };
+        assert_eq!(
+            &*candles_frame(asset, Interval::M1, (100, 179), &[candle], None),
+            r#"{"action":"candles","message":{"assetId":2,"interval":"1m","from":100,"to":179,"candles":[{"time":120,"open":1.5,"high":1.75,"low":1.25,"close":1.5,"count":60,"closed":false}],"next":null}}"#
+        );
+        assert_eq!(
+            &*candles_frame(asset, Interval::H4, (0, 10), &[], Some(11)),
+            r#"{"action":"candles","message":{"assetId":2,"interval":"4h","from":0,"to":10,"candles":[],"next":11}}"#
         );
         let err = RequestError::new(ErrorCode::UnknownAsset, "say \"hi\"");
         assert_eq!(

@@ -23,6 +23,8 @@ pub enum ServerMessage<'a> {
     Point(WirePoint<'a>),
     /// One page of the answer to `history`.
     History(RangeMessage<'a>),
+    /// One page of the answer to `candles`.
+    Candles(CandlesMessage<'a>),
     /// The answer to `unsubscribe`.
     Unsubscribed(UnsubscribedMessage),
     /// A refused request.
@@ -73,6 +75,32 @@ pub struct RangeMessage<'a> {
     pub points: Vec<WirePoint<'a>>,
     /// Where the next page starts, when the request reached further than `to`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<i64>,
+}
+
+/// A candle as the `candles` answer carries it (see [`Candle`](crate::Candle)).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WireCandle {
+    pub time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub count: u64,
+    pub closed: bool,
+}
+
+/// `{"assetId":…,"interval":…,"from":…,"to":…,"candles":[…],"next":T|null}`:
+/// the candles starting in `[from, to]`; `next` is where the next page starts,
+/// `null` when the request ends at `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandlesMessage<'a> {
+    pub asset_id: u32,
+    pub interval: Cow<'a, str>,
+    pub from: i64,
+    pub to: i64,
+    pub candles: Vec<WireCandle>,
     pub next: Option<i64>,
 }
 
@@ -150,6 +178,30 @@ mod tests {
                 from: 5,
                 to: 20,
                 points: vec![],
+                next: None,
+            }),
+            ServerMessage::Candles(CandlesMessage {
+                asset_id: 1,
+                interval: "1m".into(),
+                from: 60,
+                to: 179,
+                candles: vec![WireCandle {
+                    time: 120,
+                    open: 1.5,
+                    high: 1.75,
+                    low: 1.25,
+                    close: 1.5,
+                    count: 60,
+                    closed: true,
+                }],
+                next: Some(180),
+            }),
+            ServerMessage::Candles(CandlesMessage {
+                asset_id: 1,
+                interval: "1d".into(),
+                from: 0,
+                to: 86_399,
+                candles: vec![],
                 next: None,
             }),
             ServerMessage::Unsubscribed(UnsubscribedMessage {

@@ -5,7 +5,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::asset::{Asset, AssetId, AssetList};
+use crate::{
+    asset::{Asset, AssetId, AssetList},
+    candle::{Interval, MAX_CANDLE_RANGE_SECS},
+};
 
 /// One asset a connection follows, and the time its client already has it up to.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +43,15 @@ pub enum ClientRequest {
     /// stored points with `T1 <= time <= T2`, a range of at most
     /// [`MAX_HISTORY_SPAN_SECS`] (the server answers it a page at a time).
     History { asset: Asset, from: i64, to: i64 },
+    /// `{"action":"candles","message":{"assetId":N,"interval":"1m","from":T1,"to":T2}}`:
+    /// the candles of `interval` starting in `T1..=T2`, a range of at most
+    /// [`MAX_CANDLE_RANGE_SECS`] (the server answers it a page at a time).
+    Candles {
+        asset: Asset,
+        interval: Interval,
+        from: i64,
+        to: i64,
+    },
 }
 
 /// The widest `history` range: one day of one-second points.
@@ -60,8 +72,11 @@ pub enum ErrorCode {
     UnknownAsset,
     /// A binary frame; the protocol is JSON text only.
     BinaryNotSupported,
-    /// `history` with `from > to`, a span over a day, or bad bounds.
+    /// `history` with `from > to`, a span over a day, or bad bounds (`candles`:
+    /// a span over a week).
     InvalidRange,
+    /// `candles` without an `interval` or with one not offered.
+    InvalidInterval,
     /// The store could not answer right now; the request may be retried.
     Unavailable,
     /// The client sends faster than its message rate limit; the message was dropped.
@@ -84,6 +99,7 @@ impl ErrorCode {
             Self::UnknownAsset => "unknown_asset",
             Self::BinaryNotSupported => "binary_not_supported",
             Self::InvalidRange => "invalid_range",
+            Self::InvalidInterval => "invalid_interval",
             Self::Unavailable => "unavailable",
             Self::RateLimited => "rate_limited",
             Self::Busy => "busy",
@@ -115,6 +131,7 @@ pub const ACTIONS: &[&str] = &[
     "subscribe",
     "unsubscribe",
     "history",
+    "candles",
     "add",
     "remove",
 ];
@@ -189,6 +206,7 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
         })),
         "remove" => Ok(ClientRequest::Remove(parse_asset(&message, assets)?)),
         "unsubscribe" => Ok(ClientRequest::Unsubscribe),
+        "candles" => parse_candles(&message, assets),
         _ => parse_history(&message, assets),
     }
 }
@@ -259,11 +277,39 @@ fn parse_subscribe_many(
     Ok(ClientRequest::SubscribeMany(follows))
 }
 
-fn parse_history(
+fn parse_candles(
     message: &Map<String, Value>,
     assets: &AssetList,
 ) -> Result<ClientRequest, RequestError> {
     let asset = parse_asset(message, assets)?;
+    let interval = parse_interval(message)?;
+    let (from, to) = parse_bounds(message, MAX_CANDLE_RANGE_SECS)?;
+    Ok(ClientRequest::Candles {
+        asset,
+        interval,
+        from,
+        to,
+    })
+}
+
+fn parse_interval(message: &Map<String, Value>) -> Result<Interval, RequestError> {
+    let invalid = |detail: String| RequestError::new(ErrorCode::InvalidInterval, detail);
+    match message.get("interval") {
+        None => Err(invalid(
+            "missing \"interval\" (one of 5s, 1m, 5m, 15m, 1h, 4h, 1d)".into(),
+        )),
+        Some(Value::String(name)) => name
+            .parse()
+            .map_err(|unknown: crate::candle::UnknownInterval| invalid(unknown.to_string())),
+        Some(other) => Err(invalid(format!(
+            "\"interval\" must be a string such as \"1m\", got {}",
+            describe(other)
+        ))),
+    }
+}
+
+/// `from` and `to`, both required, `from <= to`, spanning fewer than `max_span` seconds.
+fn parse_bounds(message: &Map<String, Value>, max_span: i64) -> Result<(i64, i64), RequestError> {
     let bound = |field: &str| -> Result<i64, RequestError> {
         optional_time(message, field)?.ok_or_else(|| {
             RequestError::new(ErrorCode::InvalidRange, format!("missing \"{field}\""))
@@ -276,15 +322,24 @@ fn parse_history(
             format!("\"from\" ({from}) is after \"to\" ({to})"),
         ));
     }
-    if to - from >= MAX_HISTORY_SPAN_SECS {
+    if to - from >= max_span {
         return Err(RequestError::new(
             ErrorCode::InvalidRange,
             format!(
-                "the range holds {} seconds; at most {MAX_HISTORY_SPAN_SECS} per request",
+                "the range holds {} seconds; at most {max_span} per request",
                 to.saturating_sub(from).saturating_add(1)
             ),
         ));
     }
+    Ok((from, to))
+}
+
+fn parse_history(
+    message: &Map<String, Value>,
+    assets: &AssetList,
+) -> Result<ClientRequest, RequestError> {
+    let asset = parse_asset(message, assets)?;
+    let (from, to) = parse_bounds(message, MAX_HISTORY_SPAN_SECS)?;
     Ok(ClientRequest::History { asset, from, to })
 }
 
@@ -460,7 +515,7 @@ mod tests {
             .expect_err("unknown action");
         assert_eq!(
             err.message,
-            "unknown action \"sub\"; expected one of assets, subscribe, unsubscribe, history, add, remove"
+            "unknown action \"sub\"; expected one of assets, subscribe, unsubscribe, history, candles, add, remove"
         );
     }
 
@@ -669,7 +724,93 @@ mod tests {
         }
     }
 
+    #[test]
+    fn candles_requests_name_an_interval_and_a_range_of_at_most_a_week() {
+        let request = |m: &str| {
+            parse_request(
+                &format!(r#"{{"action":"candles","message":{m}}}"#),
+                &assets(),
+            )
+        };
+        let ok =
+            request(r#"{"assetId":2,"interval":"15m","from":0,"to":604799}"#).expect("a full week");
+        assert!(
+            matches!(
+                &ok,
+                ClientRequest::Candles { asset, interval: Interval::M15, from: 0, to: 604_799 }
+                    if &*asset.name == "USDJPY"
+            ),
+            "{ok:?}"
+        );
+        for (bad, code) in [
+            (
+                r#"{"assetId":1,"from":0,"to":100}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"assetId":1,"interval":"2m","from":0,"to":100}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"assetId":1,"interval":60,"from":0,"to":100}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"assetId":1,"interval":null,"from":0,"to":100}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"assetId":1,"interval":"1m","from":0,"to":604800}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"interval":"1m","from":200,"to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"interval":"1m","from":-60,"to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"interval":"1m","to":100}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":1,"interval":"1m","from":0,"to":9223372036854775807}"#,
+                ErrorCode::InvalidRange,
+            ),
+            (
+                r#"{"assetId":9,"interval":"1m","from":0,"to":100}"#,
+                ErrorCode::UnknownAsset,
+            ),
+            (
+                r#"{"interval":"1m","from":0,"to":100}"#,
+                ErrorCode::InvalidAssetId,
+            ),
+        ] {
+            assert_eq!(request(bad).expect_err(bad).code, code, "{bad}");
+        }
+        let error = request(r#"{"assetId":1,"interval":"1M","from":0,"to":1}"#)
+            .expect_err("months are not offered");
+        assert_eq!(
+            error.message,
+            "unknown interval \"1M\"; expected one of 5s, 1m, 5m, 15m, 1h, 4h, 1d"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn no_candles_request_makes_the_parser_panic(
+            interval in prop_oneof![Just("\"1m\"".to_owned()), ".*"],
+            from in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), ".*"],
+            to in prop_oneof![any::<i64>().prop_map(|n| n.to_string()), ".*"],
+        ) {
+            let text = format!(
+                r#"{{"action":"candles","message":{{"assetId":1,"interval":{interval},"from":{from},"to":{to}}}}}"#
+            );
+            let _ = parse_request(&text, &assets());
+        }
+
         #[test]
         fn no_text_makes_the_parser_panic(text in ".*") {
             let _ = parse_request(&text, &assets());
