@@ -48,6 +48,29 @@ async fn histories(client: &mut Client, count: usize) -> Vec<(u64, Vec<i64>)> {
     out
 }
 
+/// Waits until the hub holds `len` points of asset `id` (an insert returns
+/// before the feed applied it).
+async fn wait_applied(server: &ApiServer, id: u32, len: usize) {
+    tokio::time::timeout(WAIT, async {
+        while server.client().await.subscribe(id).await.len() < len {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the hub never held {len} points of asset {id}"));
+}
+
+/// Reads points into `seen` until each asset of `until` reached its time.
+async fn read_until(client: &mut Client, seen: &mut BTreeMap<u64, Vec<i64>>, until: &[(u64, i64)]) {
+    while until
+        .iter()
+        .any(|(id, time)| seen.get(id).and_then(|t| t.last()) < Some(time))
+    {
+        let (id, time) = next_point(client).await;
+        seen.entry(id).or_default().push(time);
+    }
+}
+
 /// The next `point` message: `(assetId, time)`.
 async fn next_point(client: &mut Client) -> (u64, i64) {
     let point = client.expect("point").await;
@@ -67,6 +90,7 @@ async fn subscribe_with_asset_ids_sends_a_history_for_each_then_the_points_of_ex
             point(2, "USDJPY", now - 5, 150.0),
         ])
         .await;
+    wait_applied(&server, 1, 1).await;
     let mut client = server.client().await;
     subscribe(&mut client, json!({"assetIds":[3,1]})).await;
     assert_eq!(
@@ -140,9 +164,15 @@ async fn add_and_remove_change_one_asset_and_the_others_stream_on_without_a_gap(
     let mut client = server.client().await;
     subscribe(&mut client, json!({"assetIds":[1]})).await;
     histories(&mut client, 1).await;
-    server.insert(&[point(1, "EURUSD", now - 10, 1.0)]).await;
+    // The feed applies points in order: once the EURUSD point arrived, the
+    // hub holds the USDJPY one before it.
+    server
+        .insert(&[
+            point(2, "USDJPY", now - 10, 150.0),
+            point(1, "EURUSD", now - 10, 1.0),
+        ])
+        .await;
     assert_eq!(next_point(&mut client).await, (1, now - 10));
-    server.insert(&[point(2, "USDJPY", now - 10, 150.0)]).await;
 
     client
         .send_text(r#"{"action":"add","message":{"assetId":2}}"#)
@@ -219,10 +249,7 @@ async fn a_reconnect_with_a_since_per_asset_loses_nothing_and_repeats_nothing() 
         server.insert(&[point(1, "EURUSD", t, 1.0)]).await;
     }
     server.insert(&[point(3, "GBPUSD", start + 5, 1.3)]).await;
-    for _ in 0..4 {
-        let (id, time) = next_point(&mut first).await;
-        seen.entry(id).or_default().push(time);
-    }
+    read_until(&mut first, &mut seen, &[(1, start + 7), (3, start + 5)]).await;
     first.close().await;
     drop(first);
     // Missed while away.
@@ -248,10 +275,7 @@ async fn a_reconnect_with_a_since_per_asset_loses_nothing_and_repeats_nothing() 
             .insert(&[point(1, "EURUSD", t, 1.0), point(3, "GBPUSD", t, 1.3)])
             .await;
     }
-    for _ in 0..4 {
-        let (id, time) = next_point(&mut second).await;
-        seen.entry(id).or_default().push(time);
-    }
+    read_until(&mut second, &mut seen, &[(1, start + 13), (3, start + 13)]).await;
     let every: Vec<i64> = (start..start + 14).collect();
     assert_eq!(seen.get(&1), Some(&every), "EURUSD: no hole, no repeat");
     assert_eq!(seen.get(&3), Some(&every), "GBPUSD: no hole, no repeat");

@@ -260,7 +260,7 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{sync::Arc, time::Duration};
 
     use super::{super::testing::*, *};
     use crate::hub::POINT_BUFFER;
@@ -320,6 +320,55 @@ mod tests {
         assert_eq!(times(&drain(&mut body)), vec![NOW - 9, NOW - 8]);
         hub.apply(&point(NOW - 7), NOW);
         assert_eq!(times(&drain(&mut body)), vec![NOW - 7], "then live again");
+    }
+
+    #[tokio::test]
+    async fn each_followed_asset_keeps_its_own_sequence_and_removing_one_leaves_the_other() {
+        let hub = Arc::new(Hub::new("EURUSD,USDJPY".parse().expect("assets")));
+        let jpy = |time: i64| ratecast_testkit::point(2, "USDJPY", time, 150.0);
+        hub.apply(&point(NOW - 500), NOW);
+        let outbound = Outbound::new(1 << 20, hub.clone());
+        let mut body = outbound.body();
+        outbound
+            .subscribe(vec![joined(&hub, 1), joined(&hub, 2)])
+            .expect("open");
+        assert_eq!(drain(&mut body).len(), 2, "a history each");
+        // EURUSD bursts past the point ring (a catch-up), USDJPY moves one point.
+        let burst = POINT_BUFFER as i64 * 2;
+        for t in NOW - burst..NOW {
+            hub.apply(&point(t), NOW);
+        }
+        hub.apply(&jpy(NOW - 1), NOW);
+        let out = drain(&mut body);
+        let of = |id: u64| -> Vec<i64> {
+            out.iter()
+                .filter_map(|c| {
+                    let json: serde_json::Value =
+                        serde_json::from_slice(crate::wire::payload(c)).ok()?;
+                    (json["message"]["assetId"] == id).then(|| json["message"]["time"].as_i64())?
+                })
+                .collect()
+        };
+        assert_eq!(of(1), (NOW - burst..NOW).collect::<Vec<_>>());
+        assert_eq!(of(2), vec![NOW - 1]);
+        assert_eq!(outbound.followed(), vec![AssetId(1), AssetId(2)]);
+        outbound
+            .remove(AssetId(1), |stopped| {
+                assert_eq!(stopped, [AssetId(1)]);
+                Bytes::from_static(b"removed")
+            })
+            .expect("open");
+        hub.apply(&point(NOW), NOW);
+        hub.apply(&jpy(NOW), NOW);
+        let out = drain(&mut body);
+        assert_eq!(&out[0][..], b"removed");
+        assert_eq!(times(&out[1..]), vec![NOW], "USDJPY only");
+        assert_eq!(outbound.followed(), vec![AssetId(2)]);
+        assert_eq!(
+            hub.subscriber_counts(),
+            vec![0, 1],
+            "the removed one is uncounted"
+        );
     }
 
     #[tokio::test]
