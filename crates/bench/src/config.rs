@@ -60,6 +60,11 @@ pub enum Command {
     /// Flood a server with `history` requests that are never read and report its
     /// memory (with --server-pid): the bound of the API's per-connection budget.
     Flood(FloodConfig),
+    /// One asset's day as raw points (`history`, 24 pages) against the same day
+    /// as 1-minute candles (`candles`, 2 pages), from the real API over a memory
+    /// store holding the full day, in one run: time to the last page and bytes,
+    /// both ways, judged against issue 18's targets (>= 20x fewer bytes, faster).
+    Candles(crate::candles::CandlesBenchConfig),
     /// Measure N ordinary subscribers without, then beside, K hostile clients
     /// that break the websocket transport (issue 15), and judge the server
     /// against the issue's targets.

@@ -23,6 +23,7 @@ pub mod arrivals;
 pub mod attack;
 pub mod backlog_server;
 pub mod baseline;
+pub mod candles;
 pub mod catchup;
 pub mod client;
 pub mod compare;

@@ -23,6 +23,10 @@ async fn main() -> ExitCode {
         Command::BaselineServer(config) => baseline(config, shutdown).await,
         Command::BacklogServer(config) => backlog(*config, shutdown).await,
         Command::Flood(config) => flood(config, shutdown).await,
+        Command::Candles(config) => bench::candles::run_candles_bench(config)
+            .await
+            .map(|report| print!("{report}"))
+            .context("candles benchmark failed"),
         Command::Hostile(config) => hostile(*config, shutdown).await,
         Command::HostileTable { files } => bench::hostile_table(&files)
             .map(|table| print!("{table}"))

@@ -381,3 +381,29 @@ async fn a_hostile_run_of_zero_window_readers_reports_every_attacker_without_rea
         assert_eq!(attacker.frames_sent, 5, "{report}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_candles_benchmark_asks_for_a_whole_day_both_ways() {
+    let config =
+        ratecast_process::parse_ignoring_env::<ratecast_bench::candles::CandlesBenchConfig, _, _>(
+            ["candles", "--rounds", "1"],
+        )
+        .expect("valid candles flags");
+    let report = ratecast_bench::candles::run_candles_bench(config)
+        .await
+        .expect("the candles benchmark runs");
+    assert_eq!(
+        (report.points.pages, report.points.items),
+        (24, 86_400),
+        "a day of one-second points in pages of an hour"
+    );
+    assert_eq!(
+        (report.candles.pages, report.candles.items),
+        (2, 1_440),
+        "a day of minutes in pages of 1,000"
+    );
+    assert!(
+        report.points.bytes > report.candles.bytes && report.candles.bytes > 0,
+        "{report}"
+    );
+}
