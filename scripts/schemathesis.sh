@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
-target="${CARGO_TARGET_DIR:-target}"
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+target="$(realpath "${CARGO_TARGET_DIR:-target}")"
 venv="$target/venv-schemathesis"
 export PIP_CERT="${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -68,13 +69,15 @@ echo "   listening on $addr, ready"
 
 echo "== schemathesis $SCHEMATHESIS_VERSION on docs/openapi.yaml"
 status=0
-"$venv/bin/schemathesis" run docs/openapi.yaml \
+# From the target directory: schemathesis keeps its cache (.schemathesis/) where it runs.
+spec="$PWD/docs/openapi.yaml"
+(cd "$target" && "$venv/bin/schemathesis" run "$spec" \
     --url "http://$addr" \
     --checks "${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}" \
     --mode all \
     --max-examples "${MAX_EXAMPLES:-100}" \
     --seed 1 \
-    --no-color || status=$?
+    --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
     echo "== server log (last 40 lines)" >&2
     tail -n 40 "$log" >&2
