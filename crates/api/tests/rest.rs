@@ -577,3 +577,85 @@ async fn beyond_the_process_limit_history_is_503_busy_for_http_as_for_websockets
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     server.shutdown.cancel();
 }
+
+/// A validator of `docs/openapi.yaml`'s `components/schemas/{name}` (JSON
+/// Schema 2020-12, as OpenAPI 3.1 has it), with every `$ref` resolved in place.
+fn spec_schema(name: &str) -> jsonschema::Validator {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/openapi.yaml is readable");
+    let doc: Value = serde_saphyr::from_str(&text).expect("docs/openapi.yaml is valid YAML");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": {"schemas": doc["components"]["schemas"].clone()},
+        "$ref": format!("#/components/schemas/{name}"),
+    });
+    jsonschema::draft202012::new(&root)
+        .unwrap_or_else(|error| panic!("schema {name} is not valid 2020-12: {error}"))
+}
+
+fn assert_matches(schema: &str, body: &Value) {
+    let errors: Vec<String> = spec_schema(schema)
+        .iter_errors(body)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{body} against {schema}: {errors:?}");
+}
+
+#[tokio::test]
+async fn every_reply_matches_its_schema_in_openapi_yaml() {
+    let server = ApiServer::start(ASSETS).await;
+    let now = unix_now_secs();
+    let mut client = server.client().await;
+    client.subscribe(1).await;
+    insert_seconds(&server, now - 3700, now).await;
+    // Wait for the newest point to reach the window.
+    while client.expect("point").await["time"] != now - 1 {}
+    assert_matches("AssetList", &get(server.addr, "/v1/assets").await.json());
+    let paged = get(
+        server.addr,
+        &format!("/v1/history?asset=1&from={}&to={now}", now - 3700),
+    )
+    .await
+    .json();
+    assert!(paged.get("next").is_some(), "a page with next");
+    assert_matches("HistoryPage", &paged);
+    let latest = get(server.addr, "/v1/latest").await.json();
+    assert_eq!(latest["points"].as_array().map(Vec::len), Some(2));
+    assert_matches("PointList", &latest);
+    for path in [
+        "/v1/history?asset=1",
+        "/v1/history?asset=X&from=0&to=1",
+        "/v1/x",
+    ] {
+        assert_matches("Error", &get(server.addr, path).await.json());
+    }
+    // The schemas can fail: a point without its name is refused.
+    let broken = json!({"points": [{"time": 1, "assetId": 1, "value": 1.0}]});
+    assert!(!spec_schema("PointList").is_valid(&broken));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn from_the_moment_shutdown_starts_v1_answers_503_shutting_down_and_closes() {
+    let server = ApiServer::start_with(
+        ASSETS,
+        ServerConfig {
+            // Keeps accepting while /readyz says 503, as a load balancer needs.
+            shutdown_drain: Some(Duration::from_secs(2)),
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    assert_eq!(get(server.addr, "/v1/latest").await.status, StatusCode::OK);
+    server.shutdown.cancel();
+    let answer = get(server.addr, "/v1/latest").await;
+    answer.expect_error(503, "shutting_down");
+    assert_eq!(answer.header(header::RETRY_AFTER), Some("1"));
+    assert_eq!(answer.header(header::CONNECTION), Some("close"));
+    tokio::time::timeout(WAIT, server.task)
+        .await
+        .expect("stopped in time")
+        .expect("task")
+        .expect("clean stop");
+}

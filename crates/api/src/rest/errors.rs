@@ -114,7 +114,7 @@ impl ResponseError for RestError {
         }
         if matches!(self, Self::ShuttingDown) {
             // The load balancer sends the retry elsewhere once this one is gone.
-            response.insert_header((header::CONNECTION, "close"));
+            response.force_close();
         }
         response.body(error_body(self.code(), &self.to_string()))
     }
