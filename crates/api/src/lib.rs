@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbound;
 pub mod relay;
+pub mod rest;
 pub mod server;
 pub mod service;
 pub mod session;

@@ -211,6 +211,10 @@ fn build_server(
             .route("/healthz", web::get().to(http::healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            .configure(crate::rest::routes(
+                state.sessions_shared.clone(),
+                state.shutdown.clone(),
+            ))
     })
 }
 
