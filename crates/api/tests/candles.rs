@@ -4,23 +4,17 @@
 
 mod support;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use ratecast_api::ServerConfig;
-use ratecast_core::{
-    AssetId, AssetList, Candle, Interval, MemoryStore, Point, PointStore, SnapshotFeed, StoreError,
-    time::unix_now_secs,
-};
-use ratecast_testkit::{Client, WAIT, point};
+use ratecast_core::{Interval, Point, time::unix_now_secs};
+use ratecast_testkit::{Client, point};
 use serde_json::{Value, json};
 
-use support::{ApiServer, memory_store};
+use support::{
+    ApiServer,
+    hanging::{start_hanging, wait_for_calls},
+};
 
 const ASSETS: &str = "EURUSD,USDJPY,GBPUSD";
 
@@ -173,70 +167,15 @@ async fn a_day_of_one_minute_candles_is_answered_a_thousand_at_a_time() {
     );
 }
 
-/// A store whose candle reads never answer; everything else is the memory store's.
-#[derive(Clone)]
-struct HangingCandles {
-    inner: MemoryStore,
-    calls: Arc<AtomicUsize>,
-}
-
-impl PointStore for HangingCandles {
-    type Feed = <MemoryStore as PointStore>::Feed;
-
-    async fn assets(&self) -> Result<Vec<ratecast_core::Asset>, StoreError> {
-        self.inner.assets().await
-    }
-
-    async fn history(&self, asset: AssetId, from: i64, to: i64) -> Result<Vec<Point>, StoreError> {
-        self.inner.history(asset, from, to).await
-    }
-
-    async fn candles(
-        &self,
-        _: AssetId,
-        _: Interval,
-        _: i64,
-        _: i64,
-        _: usize,
-    ) -> Result<Vec<Candle>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        std::future::pending().await
-    }
-
-    async fn follow(&self, since: i64) -> Result<SnapshotFeed<Self::Feed>, StoreError> {
-        self.inner.follow(since).await
-    }
-}
-
-/// The API over a [`HangingCandles`], and how many candle reads it got.
-async fn start_hanging(config: ServerConfig) -> (ApiServer, Arc<AtomicUsize>) {
-    let assets: AssetList = ASSETS.parse().expect("assets");
-    let memory = memory_store(&assets);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let hanging = HangingCandles {
-        inner: memory.clone(),
-        calls: calls.clone(),
-    };
-    let server = ApiServer::start_over(assets, memory, hanging, config).await;
-    (server, calls)
-}
-
-async fn wait_for_calls(calls: &AtomicUsize, count: usize) {
-    tokio::time::timeout(WAIT, async {
-        while calls.load(Ordering::SeqCst) < count {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the queries reached the store");
-}
-
 #[tokio::test]
 async fn a_connection_runs_one_query_at_a_time_of_either_kind() {
-    let (server, calls) = start_hanging(ServerConfig {
-        history_timeout: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            history_timeout: Duration::from_secs(3600),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let now = unix_now_secs();
     let mut client = Client::connect(server.addr).await;
@@ -265,10 +204,13 @@ async fn a_connection_runs_one_query_at_a_time_of_either_kind() {
 
 #[tokio::test]
 async fn a_store_that_does_not_answer_in_time_gives_unavailable_and_the_next_request_runs() {
-    let (server, calls) = start_hanging(ServerConfig {
-        history_timeout: Duration::from_millis(200),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            history_timeout: Duration::from_millis(200),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let now = unix_now_secs();
     let mut client = Client::connect(server.addr).await;
@@ -288,11 +230,14 @@ async fn a_store_that_does_not_answer_in_time_gives_unavailable_and_the_next_req
 
 #[tokio::test]
 async fn beyond_the_process_limit_candles_requests_are_answered_busy() {
-    let (server, calls) = start_hanging(ServerConfig {
-        max_history_queries: 2,
-        history_timeout: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            max_history_queries: 2,
+            history_timeout: Duration::from_secs(3600),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let now = unix_now_secs();
     let mut clients = Vec::new();

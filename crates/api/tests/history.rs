@@ -4,24 +4,15 @@
 
 mod support;
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::atomic::Ordering, time::Duration};
 
 use ratecast_api::{ServerConfig, SessionConfig};
-use ratecast_core::{
-    AssetId, AssetList, MemoryStore, Point, PointSink, PointStore, SnapshotFeed, StoreError,
-    time::unix_now_secs,
-};
+use ratecast_core::{Point, PointSink, time::unix_now_secs};
 use ratecast_testkit::{Client, WAIT, point};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, protocol::frame::coding::CloseCode};
 
-use support::{ApiServer, memory_store, times};
+use support::{ApiServer, hanging::start_hanging, times};
 
 const ASSETS: &str = "EURUSD,USDJPY,GBPUSD";
 
@@ -222,77 +213,27 @@ async fn clients_flooding_day_long_history_requests_without_reading_are_refused_
     );
 }
 
-/// A store whose `history` reads never answer; everything else is the memory store's.
-#[derive(Clone)]
-struct HangingHistory {
-    inner: MemoryStore,
-    calls: Arc<AtomicUsize>,
-}
-
-impl PointStore for HangingHistory {
-    type Feed = <MemoryStore as PointStore>::Feed;
-
-    async fn assets(&self) -> Result<Vec<ratecast_core::Asset>, StoreError> {
-        self.inner.assets().await
-    }
-
-    async fn history(&self, _: AssetId, _: i64, _: i64) -> Result<Vec<Point>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        std::future::pending().await
-    }
-
-    async fn candles(
-        &self,
-        asset: AssetId,
-        interval: ratecast_core::Interval,
-        from: i64,
-        to: i64,
-        limit: usize,
-    ) -> Result<Vec<ratecast_core::Candle>, StoreError> {
-        self.inner.candles(asset, interval, from, to, limit).await
-    }
-
-    async fn follow(&self, since: i64) -> Result<SnapshotFeed<Self::Feed>, StoreError> {
-        self.inner.follow(since).await
-    }
-}
-
-/// The API over a [`HangingHistory`], and how many `history` reads it got.
-struct Hanging {
-    server: ApiServer,
-    calls: Arc<AtomicUsize>,
-}
-
-async fn start_hanging(config: ServerConfig) -> Hanging {
-    let assets: AssetList = ASSETS.parse().expect("assets");
-    let memory = memory_store(&assets);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let hanging = HangingHistory {
-        inner: memory.clone(),
-        calls: calls.clone(),
-    };
-    let server = ApiServer::start_over(assets, memory, hanging, config).await;
-    Hanging { server, calls }
-}
-
 #[tokio::test]
 async fn while_a_history_query_hangs_points_pings_and_shutdown_keep_flowing() {
-    let server = start_hanging(ServerConfig {
-        session: SessionConfig {
-            ping_interval: Duration::from_millis(200),
-            ..SessionConfig::default()
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            session: SessionConfig {
+                ping_interval: Duration::from_millis(200),
+                ..SessionConfig::default()
+            },
+            history_timeout: Duration::from_secs(3600),
+            shutdown_timeout: Duration::from_secs(3),
+            ..ServerConfig::default()
         },
-        history_timeout: Duration::from_secs(3600),
-        shutdown_timeout: Duration::from_secs(3),
-        ..ServerConfig::default()
-    })
+    )
     .await;
     let now = unix_now_secs();
-    let mut client = Client::connect(server.server.addr).await;
+    let mut client = Client::connect(server.addr).await;
     client.subscribe(1).await;
     client.send_text(&history_request(1, now - 100, now)).await;
     tokio::time::timeout(WAIT, async {
-        while server.calls.load(Ordering::SeqCst) == 0 {
+        while calls.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -307,7 +248,6 @@ async fn while_a_history_query_hangs_points_pings_and_shutdown_keep_flowing() {
     client.expect("assets").await;
     for t in now - 5..now {
         server
-            .server
             .store
             .insert(&[point(1, "EURUSD", t, 1.1)])
             .await
@@ -324,12 +264,12 @@ async fn while_a_history_query_hangs_points_pings_and_shutdown_keep_flowing() {
     .await;
     assert!(pinged.is_ok(), "the server kept pinging");
     // Shutdown closes the client with 1001 although its query never returned.
-    server.server.shutdown.cancel();
+    server.shutdown.cancel();
     assert_eq!(
         client.expect_close().await.map(|(code, _)| code),
         Some(CloseCode::Away)
     );
-    tokio::time::timeout(WAIT, server.server.task)
+    tokio::time::timeout(WAIT, server.task)
         .await
         .expect("the server stopped")
         .expect("task")
@@ -338,49 +278,55 @@ async fn while_a_history_query_hangs_points_pings_and_shutdown_keep_flowing() {
 
 #[tokio::test]
 async fn a_store_that_does_not_answer_in_time_gives_unavailable_and_the_next_request_runs() {
-    let server = start_hanging(ServerConfig {
-        history_timeout: Duration::from_millis(200),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            history_timeout: Duration::from_millis(200),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let now = unix_now_secs();
-    let mut client = Client::connect(server.server.addr).await;
+    let mut client = Client::connect(server.addr).await;
     for _ in 0..2 {
         client.send_text(&history_request(2, now - 10, now)).await;
         assert_eq!(client.expect("error").await["code"], "unavailable");
     }
     assert_eq!(
-        server.calls.load(Ordering::SeqCst),
+        calls.load(Ordering::SeqCst),
         2,
         "one query at a time, each answered"
     );
-    server.server.shutdown.cancel();
+    server.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn beyond_the_process_limit_history_requests_are_answered_busy() {
-    let server = start_hanging(ServerConfig {
-        max_history_queries: 2,
-        history_timeout: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            max_history_queries: 2,
+            history_timeout: Duration::from_secs(3600),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let now = unix_now_secs();
     let mut clients = Vec::new();
     for _ in 0..2 {
-        let mut client = Client::connect(server.server.addr).await;
+        let mut client = Client::connect(server.addr).await;
         client.send_text(&history_request(1, now - 10, now)).await;
         clients.push(client);
     }
     // Sessions run on several workers: the third asks once both hold a slot.
     tokio::time::timeout(WAIT, async {
-        while server.calls.load(Ordering::SeqCst) < 2 {
+        while calls.load(Ordering::SeqCst) < 2 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
     .expect("both queries reached the store");
-    let mut third = Client::connect(server.server.addr).await;
+    let mut third = Client::connect(server.addr).await;
     third.send_text(&history_request(1, now - 10, now)).await;
     let refused = third.expect("error").await;
     assert_eq!(refused["code"], "busy", "{refused}");
@@ -390,5 +336,5 @@ async fn beyond_the_process_limit_history_requests_are_answered_busy() {
             .is_some_and(|e| e.contains("as many history requests as it allows")),
         "{refused}"
     );
-    server.server.shutdown.cancel();
+    server.shutdown.cancel();
 }

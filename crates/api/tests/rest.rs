@@ -5,25 +5,15 @@
 
 mod support;
 
-use std::{
-    io::Read as _,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{io::Read as _, sync::atomic::Ordering, time::Duration};
 
 use ratecast_api::{ServerConfig, rest::SETTLED_AFTER_SECS};
-use ratecast_core::{
-    AssetId, AssetList, MemoryStore, Point, PointStore, SnapshotFeed, StoreError,
-    time::unix_now_secs,
-};
+use ratecast_core::{AssetList, Point, time::unix_now_secs};
 use ratecast_testkit::{Client, WAIT, point};
 use reqwest::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
-use support::{ApiServer, memory_store, times};
+use support::{ApiServer, hanging::start_hanging, memory_store, times};
 
 const ASSETS: &str = "EURUSD,USDJPY,GBPUSD";
 
@@ -497,50 +487,15 @@ async fn before_the_window_is_loaded_every_v1_request_is_503_not_ready() {
         .expect("clean stop");
 }
 
-/// A store whose `history` reads never answer; everything else is the memory store's.
-#[derive(Clone)]
-struct HangingHistory {
-    inner: MemoryStore,
-    calls: Arc<AtomicUsize>,
-}
-
-impl PointStore for HangingHistory {
-    type Feed = <MemoryStore as PointStore>::Feed;
-
-    async fn assets(&self) -> Result<Vec<ratecast_core::Asset>, StoreError> {
-        self.inner.assets().await
-    }
-
-    async fn history(&self, _: AssetId, _: i64, _: i64) -> Result<Vec<Point>, StoreError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        std::future::pending().await
-    }
-
-    async fn follow(&self, since: i64) -> Result<SnapshotFeed<Self::Feed>, StoreError> {
-        self.inner.follow(since).await
-    }
-}
-
-async fn start_hanging(config: ServerConfig) -> (ApiServer, Arc<AtomicUsize>) {
-    let assets: AssetList = ASSETS.parse().expect("assets");
-    let memory = memory_store(&assets);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let hanging = HangingHistory {
-        inner: memory.clone(),
-        calls: calls.clone(),
-    };
-    (
-        ApiServer::start_over(assets, memory, hanging, config).await,
-        calls,
-    )
-}
-
 #[tokio::test]
 async fn a_store_that_does_not_answer_in_time_gives_503_unavailable() {
-    let (server, calls) = start_hanging(ServerConfig {
-        history_timeout: Duration::from_millis(200),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            history_timeout: Duration::from_millis(200),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     let answer = get(server.addr, "/v1/history?asset=1&from=0&to=10").await;
     answer.expect_error(503, "unavailable");
@@ -551,11 +506,14 @@ async fn a_store_that_does_not_answer_in_time_gives_503_unavailable() {
 
 #[tokio::test]
 async fn beyond_the_process_limit_history_is_503_busy_for_http_as_for_websockets() {
-    let (server, calls) = start_hanging(ServerConfig {
-        max_history_queries: 1,
-        history_timeout: Duration::from_secs(3600),
-        ..ServerConfig::default()
-    })
+    let (server, calls) = start_hanging(
+        ASSETS,
+        ServerConfig {
+            max_history_queries: 1,
+            history_timeout: Duration::from_secs(3600),
+            ..ServerConfig::default()
+        },
+    )
     .await;
     // A websocket query takes the one slot…
     let mut client = Client::connect(server.addr).await;

@@ -80,6 +80,7 @@ impl ApiServer {
             .expect("the server ran cleanly");
     }
 }
+pub mod hanging;
 pub mod scripted;
 
 /// The `time` of each point of a history or page.
