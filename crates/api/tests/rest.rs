@@ -223,6 +223,99 @@ async fn a_long_range_is_paged_with_next_and_a_link_that_fetches_the_rest() {
 }
 
 #[tokio::test]
+async fn candles_are_the_websocket_candles_paged_by_limit_with_a_link_to_the_rest() {
+    let server = ApiServer::start(ASSETS).await;
+    // Ten whole minutes, three hours ago: every candle closed, the page settled.
+    let start = (unix_now_secs() - 3 * 3600) / 60 * 60;
+    insert_seconds(&server, start, start + 600).await;
+    let (from, to) = (start, start + 599);
+    let first = get(
+        server.addr,
+        &format!("/v1/candles?asset=EURUSD&interval=1m&from={from}&to={to}&limit=4"),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let page = first.json();
+    let candles = page["candles"].as_array().expect("candles");
+    assert_eq!(candles.len(), 4);
+    assert_eq!(page["to"], from + 239);
+    assert_eq!(page["next"], from + 240);
+    for (i, candle) in candles.iter().enumerate() {
+        let minute = from + 60 * i as i64;
+        let values: Vec<f64> = (minute..minute + 60)
+            .map(|t| 1.1 + (t % 100) as f64 / 1e5)
+            .collect();
+        assert_eq!(candle["time"], minute);
+        assert_eq!(candle["count"], 60);
+        assert_eq!(candle["open"], values[0]);
+        assert_eq!(candle["close"], values[59]);
+        assert_eq!(
+            candle["high"],
+            values.iter().copied().fold(f64::MIN, f64::max)
+        );
+        assert_eq!(
+            candle["low"],
+            values.iter().copied().fold(f64::MAX, f64::min)
+        );
+        assert_eq!(candle["closed"], true);
+    }
+    assert_eq!(
+        first.header(header::CACHE_CONTROL),
+        Some("public, max-age=3600"),
+        "a page that ended hours ago cannot change"
+    );
+    let link = first.header(header::LINK).expect("a Link to the next page");
+    let target = link
+        .strip_prefix('<')
+        .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+        .expect("<…>; rel=\"next\"");
+    let second = get(server.addr, target).await.json();
+    assert_eq!(second["candles"].as_array().map(Vec::len), Some(4));
+    assert_eq!(second["next"], from + 480);
+
+    // The whole range in one page is what the websocket answers.
+    let whole = get(
+        server.addr,
+        &format!("/v1/candles?asset=1&interval=1m&from={from}&to={to}"),
+    )
+    .await
+    .json();
+    let mut client = server.client().await;
+    client
+        .send_text(&format!(
+            r#"{{"action":"candles","message":{{"assetId":1,"interval":"1m","from":{from},"to":{to}}}}}"#
+        ))
+        .await;
+    assert_eq!(
+        whole,
+        client.expect("candles").await,
+        "the websocket's reply"
+    );
+    assert_eq!(whole["candles"].as_array().map(Vec::len), Some(10));
+
+    for (query, code) in [
+        ("asset=EURUSD&from=0&to=60", "invalid_interval"),
+        ("asset=EURUSD&interval=2m&from=0&to=60", "invalid_interval"),
+        ("asset=EURUSD&interval=1m&from=0&to=604800", "invalid_range"),
+        (
+            "asset=EURUSD&interval=1m&from=0&to=60&limit=0",
+            "invalid_request",
+        ),
+        ("asset=XAUUSD&interval=1m&from=0&to=60", "unknown_asset"),
+    ] {
+        let answer = get(server.addr, &format!("/v1/candles?{query}")).await;
+        let status = if code == "unknown_asset" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(answer.status, status, "{query}");
+        assert_eq!(answer.json()["error"]["code"], code, "{query}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn every_bad_request_gets_its_status_and_the_one_error_body() {
     let server = ApiServer::start(ASSETS).await;
     for (path, status, code, says) in [
@@ -581,9 +674,32 @@ async fn every_reply_matches_its_schema_in_openapi_yaml() {
     let latest = get(server.addr, "/v1/latest").await.json();
     assert_eq!(latest["points"].as_array().map(Vec::len), Some(2));
     assert_matches("PointList", &latest);
+    let candles = get(
+        server.addr,
+        &format!(
+            "/v1/candles?asset=1&interval=1m&from={}&to={now}&limit=10",
+            now - 3700
+        ),
+    )
+    .await
+    .json();
+    assert!(candles["next"].is_i64(), "a page with next: {candles}");
+    assert_matches("CandlesPage", &candles);
+    let last = get(
+        server.addr,
+        &format!(
+            "/v1/candles?asset=1&interval=1h&from={}&to={now}",
+            now - 3700
+        ),
+    )
+    .await
+    .json();
+    assert!(last["next"].is_null(), "the last page: {last}");
+    assert_matches("CandlesPage", &last);
     for path in [
         "/v1/history?asset=1",
         "/v1/history?asset=X&from=0&to=1",
+        "/v1/candles?asset=1&interval=1y&from=0&to=1",
         "/v1/x",
     ] {
         assert_matches("Error", &get(server.addr, path).await.json());

@@ -152,8 +152,13 @@ pub fn point_range(interval: Interval, from: i64, to: i64) -> (i64, i64) {
 /// The part of `[from, to]` one reply covers (at most [`PAGE_CANDLES`]
 /// intervals), and where the next page starts when the range goes further.
 pub fn page(interval: Interval, from: i64, to: i64) -> (i64, Option<i64>) {
+    page_of(interval, from, to, PAGE_CANDLES)
+}
+
+/// As [`page`], for a page of at most `count` intervals (at least one).
+pub fn page_of(interval: Interval, from: i64, to: i64, count: i64) -> (i64, Option<i64>) {
     let first = interval.first_start_from(from);
-    let reach = (PAGE_CANDLES - 1).saturating_mul(interval.secs());
+    let reach = (count.max(1) - 1).saturating_mul(interval.secs());
     let page_to = to.min(interval.last_second(first.saturating_add(reach)));
     (page_to, (page_to < to).then(|| page_to.saturating_add(1)))
 }
@@ -280,5 +285,12 @@ mod tests {
             (MAX_CANDLE_RANGE_SECS, None)
         );
         assert_eq!(page(Interval::D1, i64::MAX - 10, i64::MAX).1, None);
+        // A smaller page: three 5-minute candles from 0, then the next from 900.
+        assert_eq!(page_of(Interval::M5, 0, 3_600, 3), (899, Some(900)));
+        assert_eq!(
+            page_of(Interval::M5, 0, 3_600, 0),
+            (299, Some(300)),
+            "at least one"
+        );
     }
 }

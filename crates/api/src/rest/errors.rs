@@ -41,11 +41,11 @@ pub enum RestError {
     #[error("shutting down; retry on another replica")]
     ShuttingDown,
     /// Every process-wide `history` slot is taken (503 `busy`).
-    #[error("the server is answering as many history requests as it allows; retry shortly")]
-    Busy,
+    #[error("the server is answering as many {0} requests as it allows; retry shortly")]
+    Busy(&'static str),
     /// The store failed or did not answer in time (503 `unavailable`).
-    #[error("history is unavailable right now; retry shortly")]
-    Unavailable,
+    #[error("{0} is unavailable right now; retry shortly")]
+    Unavailable(&'static str),
 }
 
 impl RestError {
@@ -59,8 +59,8 @@ impl RestError {
             Self::NotAcceptable => "not_acceptable",
             Self::NotReady => "not_ready",
             Self::ShuttingDown => "shutting_down",
-            Self::Busy => ErrorCode::Busy.as_str(),
-            Self::Unavailable => ErrorCode::Unavailable.as_str(),
+            Self::Busy(_) => ErrorCode::Busy.as_str(),
+            Self::Unavailable(_) => ErrorCode::Unavailable.as_str(),
         }
     }
 }
@@ -91,7 +91,7 @@ impl ResponseError for RestError {
             Self::UnknownAsset(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            Self::NotReady | Self::ShuttingDown | Self::Busy | Self::Unavailable => {
+            Self::NotReady | Self::ShuttingDown | Self::Busy(_) | Self::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         }
@@ -106,7 +106,7 @@ impl ResponseError for RestError {
             Self::MethodNotAllowed(_) => {
                 response.insert_header((header::ALLOW, "GET, HEAD"));
             }
-            Self::NotReady | Self::ShuttingDown | Self::Busy | Self::Unavailable => {
+            Self::NotReady | Self::ShuttingDown | Self::Busy(_) | Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             Self::BadRequest(_) | Self::UnknownAsset(_) | Self::NotFound(_) => {}
@@ -151,8 +151,8 @@ mod tests {
             (RestError::NotAcceptable, 406, "not_acceptable"),
             (RestError::NotReady, 503, "not_ready"),
             (RestError::ShuttingDown, 503, "shutting_down"),
-            (RestError::Busy, 503, "busy"),
-            (RestError::Unavailable, 503, "unavailable"),
+            (RestError::Busy("history"), 503, "busy"),
+            (RestError::Unavailable("candles"), 503, "unavailable"),
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status_code().as_u16(), status, "{error:?}");

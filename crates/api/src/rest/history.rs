@@ -10,23 +10,20 @@
 
 use std::borrow::Cow;
 
-use actix_web::{
-    HttpRequest, HttpResponse,
-    http::header,
-    web::{self, Query},
-};
+use actix_web::{HttpRequest, HttpResponse, http::header, web};
 use ratecast_core::{
-    Asset, AssetId, AssetList, Point,
-    protocol::{ClientRequest, ErrorCode, RangeMessage, RequestError, WirePoint, parse_request},
+    Asset, AssetList, Point,
+    protocol::{ClientRequest, ErrorCode, RangeMessage, WirePoint},
 };
-use serde_json::{Map, Value, json};
 
 use super::{
     Rest,
     cache::{history_cache_control, json_reply},
     errors::RestError,
+    query::{Params, bad},
+    settle,
 };
-use crate::history::{Answered, NotStarted, page};
+use crate::history::{NotStarted, page};
 
 /// A parsed `history` query.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,79 +33,14 @@ pub struct HistoryQuery {
     pub to: i64,
 }
 
-fn bad(code: ErrorCode, message: impl Into<String>) -> RestError {
-    RestError::BadRequest(RequestError::new(code, message))
-}
-
 /// Parses `asset`, `from` and `to` from a query string; other parameters are
 /// ignored, a repeated one is refused.
 pub fn parse_query(query: &str, assets: &AssetList) -> Result<HistoryQuery, RestError> {
-    let pairs = Query::<Vec<(String, String)>>::from_query(query)
-        .map_err(|error| {
-            bad(
-                ErrorCode::InvalidRequest,
-                format!("the query string is not valid: {error}"),
-            )
-        })?
-        .into_inner();
-    let one = |name: &str| -> Result<Option<&str>, RestError> {
-        let mut given = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
-        match (given.next(), given.next()) {
-            (_, Some(_)) => Err(bad(
-                ErrorCode::InvalidRequest,
-                format!("\"{name}\" is given more than once"),
-            )),
-            (value, None) => Ok(value.map(String::as_str)),
-        }
-    };
-    let asset = parse_asset(one("asset")?, assets)?;
-    // The websocket's parser checks the bounds: the same rules, the same words.
-    let mut message = Map::new();
-    message.insert("assetId".into(), json!(asset.id.0));
-    for field in ["from", "to"] {
-        if let Some(text) = one(field)? {
-            let value = text
-                .parse::<i64>()
-                .map_or_else(|_| Value::from(text), Value::from);
-            message.insert(field.into(), value);
-        }
-    }
-    let request = json!({"action": "history", "message": message}).to_string();
-    match parse_request(&request, assets) {
-        Ok(ClientRequest::History { asset, from, to }) => Ok(HistoryQuery { asset, from, to }),
-        Err(error) => Err(RestError::BadRequest(error)),
+    match Params::parse(query)?.as_request("history", &["from", "to"], assets)? {
+        ClientRequest::History { asset, from, to } => Ok(HistoryQuery { asset, from, to }),
         // A history message parses as history; nothing else reaches here.
-        Ok(_) => Err(bad(ErrorCode::InvalidRequest, "not a history request")),
+        _ => Err(bad(ErrorCode::InvalidRequest, "not a history request")),
     }
-}
-
-/// An asset by name, or else by id.
-fn parse_asset(given: Option<&str>, assets: &AssetList) -> Result<Asset, RestError> {
-    let given = given.filter(|s| !s.is_empty()).ok_or_else(|| {
-        bad(
-            ErrorCode::InvalidAssetId,
-            "missing \"asset\": a name such as EURUSD, or an id",
-        )
-    })?;
-    if let Some(asset) = assets.by_name(given) {
-        return Ok(asset.clone());
-    }
-    if given.bytes().all(|b| b.is_ascii_digit()) {
-        let id = given
-            .parse::<u32>()
-            .ok()
-            .filter(|&id| id > 0)
-            .ok_or_else(|| {
-                bad(
-                    ErrorCode::InvalidAssetId,
-                    format!("\"asset\" {given} is out of range"),
-                )
-            })?;
-        if let Some(asset) = assets.get(AssetId(id)) {
-            return Ok(asset.clone());
-        }
-    }
-    Err(RestError::UnknownAsset(given.to_owned()))
 }
 
 /// The body of a page.
@@ -141,22 +73,8 @@ pub async fn get(req: HttpRequest, rest: web::Data<Rest>) -> Result<HttpResponse
         .shared
         .history
         .start(asset.id, from, page_to)
-        .map_err(|NotStarted::ServerBusy| RestError::Busy)?;
-    let points = match query.await {
-        Answered::Points(points) => {
-            crate::metrics::history_query("ok");
-            points
-        }
-        // Logged (throttled) by the query itself.
-        Answered::Failed(_) => {
-            crate::metrics::history_query("failed");
-            return Err(RestError::Unavailable);
-        }
-        Answered::TimedOut => {
-            crate::metrics::history_query("timed_out");
-            return Err(RestError::Unavailable);
-        }
-    };
+        .map_err(|NotStarted::ServerBusy| RestError::Busy("history"))?;
+    let points = settle(query.await, "history", crate::metrics::history_query)?;
     let body = page_body(&asset, from, page_to, &points, next);
     let cache_control = history_cache_control(page_to, hub.now_secs());
     Ok(json_reply(&req, body, &cache_control, |response| {
@@ -175,6 +93,7 @@ pub async fn get(req: HttpRequest, rest: web::Data<Rest>) -> Result<HttpResponse
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratecast_core::AssetId;
 
     fn assets() -> AssetList {
         "EURUSD,USDJPY,1234".parse().expect("assets")

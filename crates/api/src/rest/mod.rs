@@ -1,6 +1,7 @@
-//! The read-only HTTP API under `/v1`: `GET /v1/assets`, `/v1/history` and
-//! `/v1/latest` (one file each), their one error shape ([`errors`]) and their
-//! validators and freshness ([`cache`]). `docs/openapi.yaml` describes them.
+//! The read-only HTTP API under `/v1`: `GET /v1/assets`, `/v1/history`,
+//! `/v1/candles` and `/v1/latest` (one file each), their one error shape
+//! ([`errors`]), their query strings ([`query`]) and their validators and
+//! freshness ([`cache`]). `docs/openapi.yaml` describes them.
 //!
 //! The scope answers JSON only: every error, actix's own included (an unknown
 //! path, a method other than `GET`/`HEAD`, an encoding that cannot be served),
@@ -14,9 +15,11 @@
 
 mod assets;
 mod cache;
+mod candles;
 mod errors;
 mod history;
 mod latest;
+mod query;
 
 use std::sync::Arc;
 
@@ -39,7 +42,7 @@ pub use self::{
     errors::RestError,
     history::{HistoryQuery, parse_query},
 };
-use crate::session;
+use crate::{history::Answered, session};
 
 /// What the `/v1` handlers share.
 pub struct Rest {
@@ -83,10 +86,30 @@ pub fn routes(
                 .wrap(from_fn(json_errors))
                 .service(resource("/assets", assets::get))
                 .service(resource("/history", history::get))
+                .service(resource("/candles", candles::get))
                 .service(resource("/latest", latest::get))
                 .default_service(web::to(not_found)),
         );
     }
+}
+
+/// The outcome of a `what` store read (`history`, `candles`), recorded by
+/// `record`: its answer, or 503 `unavailable` (the read logged its failure).
+fn settle<T>(
+    answered: Answered<T>,
+    what: &'static str,
+    record: fn(&'static str),
+) -> Result<T, RestError> {
+    let outcome = match answered {
+        Answered::Points(answer) => {
+            record("ok");
+            return Ok(answer);
+        }
+        Answered::Failed(_) => "failed",
+        Answered::TimedOut => "timed_out",
+    };
+    record(outcome);
+    Err(RestError::Unavailable(what))
 }
 
 /// A resource answering `GET` and `HEAD` with `handler`, and 405 to any other

@@ -124,10 +124,23 @@ pub fn range_frame(
 pub fn candles_frame(
     asset: &Asset,
     interval: Interval,
-    (from, to): (i64, i64),
+    range: (i64, i64),
     candles: &[Candle],
     next: Option<i64>,
 ) -> ByteString {
+    frame(&ServerMessage::Candles(candles_message(
+        asset, interval, range, candles, next,
+    )))
+}
+
+/// The `message` of a `candles` reply, which the HTTP API also answers with.
+pub fn candles_message(
+    asset: &Asset,
+    interval: Interval,
+    (from, to): (i64, i64),
+    candles: &[Candle],
+    next: Option<i64>,
+) -> CandlesMessage<'static> {
     let candles = candles
         .iter()
         .map(|c| WireCandle {
@@ -140,14 +153,14 @@ pub fn candles_frame(
             closed: c.closed,
         })
         .collect();
-    frame(&ServerMessage::Candles(CandlesMessage {
+    CandlesMessage {
         asset_id: asset.id.0,
         interval: Cow::Borrowed(interval.as_str()),
         from,
         to,
         candles,
         next,
-    }))
+    }
 }
 
 /// `{"action":"unsubscribed","message":{"assetId":N|null,"assetIds":[…]}}`:

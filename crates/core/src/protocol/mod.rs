@@ -9,8 +9,8 @@ pub mod request;
 
 pub use frames::{
     HISTORY_FRAME_SUFFIX, POINT_FRAME_PREFIX, POINT_FRAME_SUFFIX, assets_frame, candles_frame,
-    error_frame, history_frame, history_frame_prefix, point_frame, range_frame, unsubscribed_frame,
-    write_point_object,
+    candles_message, error_frame, history_frame, history_frame_prefix, point_frame, range_frame,
+    unsubscribed_frame, write_point_object,
 };
 pub use messages::{
     AssetsMessage, CandlesMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage,
