@@ -307,20 +307,11 @@ impl Hub {
 
     /// The newest point of each asset inside the history span at second `now`
     /// (by [`Hub::now_secs`]), in id order; an asset without one is left out.
-    /// The newest point of a window is always one that was pushed live, so the
-    /// catch-up read finds it: it copies the last minute of each window (shared
-    /// bytes), the whole window only for an asset quiet for longer.
     pub fn latest(&self, now: i64) -> Vec<PointBytes> {
-        const RECENT_SECS: i64 = 60;
         let cutoff = history_cutoff(now);
-        let newest = |id, after| self.catch_up(id, after, usize::MAX)?.frames.pop();
-        self.assets
+        self.topics
             .iter()
-            .filter_map(|asset| {
-                newest(asset.id, Some(now.saturating_sub(RECENT_SECS)))
-                    .or_else(|| newest(asset.id, None))
-            })
-            .filter(|point| point.time >= cutoff)
+            .filter_map(|topic| topic.newest_from(cutoff))
             .collect()
     }
 }

@@ -216,6 +216,15 @@ impl Topic {
         CatchUp { frames, done_at }
     }
 
+    /// The newest point held at or after `cutoff` that was pushed live (the
+    /// newest held always was: a late point only enters below it), read from
+    /// the back of the window.
+    pub(super) fn newest_from(&self, cutoff: i64) -> Option<PointBytes> {
+        let state = self.lock();
+        let newest = state.window.since(cutoff).rev().find(|(_, p)| p.seq != 0);
+        newest.map(|(_, point)| point.clone())
+    }
+
     /// A receiver of every point pushed live from now on.
     pub(super) fn points(&self) -> broadcast::Receiver<PointBytes> {
         self.lock().points.subscribe()

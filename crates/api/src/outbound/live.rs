@@ -171,6 +171,7 @@ impl Outbound {
     }
 
     /// The assets this connection follows, in order.
+    #[cfg(test)]
     pub fn followed(&self) -> Vec<AssetId> {
         let state = self.shared.state.borrow();
         state.live.iter().map(|live| live.asset).collect()
