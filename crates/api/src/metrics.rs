@@ -55,6 +55,12 @@ pub fn candles_query(outcome: &'static str) {
     counter!("ratecast_candles_queries_total", "outcome" => outcome).increment(1);
 }
 
+/// `ratecast_ws_candle_subscriptions_total{interval}`: assets followed as
+/// live candles (each asset of a `subscribe` or `add` with `candles`).
+pub fn candle_subscription(interval: &'static str) {
+    counter!("ratecast_ws_candle_subscriptions_total", "interval" => interval).increment(1);
+}
+
 pub fn rate_limited() {
     counter!("ratecast_ws_rate_limited_total").increment(1);
 }

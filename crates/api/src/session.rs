@@ -26,23 +26,30 @@ use ratecast_core::{
     Asset, AssetId, Candle, Interval,
     candle::{self, PAGE_CANDLES},
     protocol::{
-        ClientRequest, ErrorCode, Follow, RequestError, candles_frame, error_frame, parse_request,
-        range_frame, unsubscribed_frame,
+        ClientRequest, ErrorCode, Follow, RequestError, candle_history_frame, candles_frame,
+        error_frame, parse_request, range_frame, unsubscribed_frame,
     },
 };
-use tokio::time::{Instant, Sleep};
+use tokio::time::{Instant, MissedTickBehavior, Sleep};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::{
     history::{Answered, HistoryQueries, NotStarted, page},
-    hub::Hub,
+    hub::{Hub, Subscription},
     inbound::{Ended, Inbound, InboundStream, Refusal},
-    outbound::{Joined, Outbound},
+    outbound::{
+        Joined, Outbound,
+        candle::{self as live_candle, PLAN_LIMIT, Plan},
+    },
     relay::Relay,
     transport::{CLOSE_GRACE, ConnectionHandle},
     wire,
 };
+
+/// How often a session that follows candles lets its body ask the clock
+/// whether a running candle is closed ([`live_candle::CLOSE_GRACE_SECS`]).
+const CANDLE_CLOCK: Duration = Duration::from_secs(1);
 
 /// Per-connection limits and timers.
 #[derive(Debug, Clone)]
@@ -150,6 +157,17 @@ type PendingHistory = Pin<Box<dyn Future<Output = QueryAnswer>>>;
 enum QueryAnswer {
     History(Answered, HistoryRequest),
     Candles(Answered<Vec<Candle>>, CandlesRequest),
+    /// The stored candles a subscription with `candles` starts from, per asset.
+    Follow(Vec<Answered<Vec<Candle>>>, FollowRequest),
+}
+
+/// A `subscribe` or `add` with `candles` whose stored candles are being read.
+struct FollowRequest {
+    /// Each asset, in the client's order, with what its read covers.
+    follows: Vec<(Follow, Plan)>,
+    interval: Interval,
+    /// `add` (one asset, the others untouched) rather than `subscribe`.
+    add: bool,
 }
 
 /// The page of a `candles` request being answered.
@@ -175,6 +193,10 @@ struct Connection<'a> {
     outbound: Outbound,
     /// This connection's `history` or `candles` query, if one runs.
     history: Option<PendingHistory>,
+    /// The running query is a subscription's (`candles` option): other
+    /// subscription changes wait for its `candle_history` (refused `busy`), so
+    /// they cannot be overtaken by it.
+    following: bool,
     /// Fires when a frame may have waited `send_timeout` for the socket. Armed
     /// while the connection follows an asset or has replies queued, at the earliest
     /// time a frame could have waited that long, so a client that keeps up costs
@@ -200,12 +222,18 @@ pub async fn run_session<S, E>(
         on_the_grid(Instant::now() + config.ping_interval, config.ping_interval),
         config.ping_interval,
     );
+    let mut candle_clock = tokio::time::interval_at(
+        on_the_grid(Instant::now() + CANDLE_CLOCK, CANDLE_CLOCK),
+        CANDLE_CLOCK,
+    );
+    candle_clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
     // Registered once for the session's life, not once per loop turn.
     let mut shutting_down = std::pin::pin!(shutdown.cancelled());
     let mut conn = Connection {
         shared: &shared,
         outbound,
         history: None,
+        following: false,
         stall: Box::pin(tokio::time::sleep(Duration::ZERO)),
         stall_armed: false,
     };
@@ -226,9 +254,13 @@ pub async fn run_session<S, E>(
                     QueryAnswer::Candles(answered, request) => {
                         conn.deliver_candles(answered, request)
                     }
+                    QueryAnswer::Follow(answers, request) => conn.deliver_follow(answers, request),
                 }
             }
             () = &mut conn.stall, if conn.stall_armed => conn.check_stall(),
+            _ = candle_clock.tick(), if conn.outbound.follows_candles() => {
+                conn.outbound.tick_candles().map_err(|_gone| Exit::ClientGone)
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() >= config.idle_timeout {
                     Err(Exit::Idle)
@@ -375,6 +407,13 @@ impl Connection<'_> {
     }
 
     fn on_request(&mut self, request: ClientRequest) -> Result<(), Exit> {
+        if self.following && changes_subscriptions(&request) {
+            return self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "a subscription with candles is being prepared; send the next subscription \
+                 change after its candle_history",
+            ));
+        }
         match request {
             ClientRequest::Assets => {
                 let frame = self.shared.hub.assets_frame();
@@ -383,6 +422,12 @@ impl Connection<'_> {
             ClientRequest::Subscribe { asset, since } => self.subscribe(&[Follow { asset, since }]),
             ClientRequest::SubscribeMany(follows) => self.subscribe(&follows),
             ClientRequest::Add(follow) => self.add(&follow),
+            ClientRequest::SubscribeCandles { follows, interval } => {
+                self.start_follow(follows, interval, false)
+            }
+            ClientRequest::AddCandles { follow, interval } => {
+                self.start_follow(vec![follow], interval, true)
+            }
             ClientRequest::Remove(asset) => self
                 .outbound
                 .remove(asset.id, unsubscribed)
@@ -457,7 +502,11 @@ impl Connection<'_> {
             .map(|follow| {
                 let points = relay.subscribe(hub, follow.asset.id)?;
                 let sub = hub.subscribe(follow.asset.id, now, follow.since)?;
-                Some(Joined { points, sub })
+                Some(Joined {
+                    points,
+                    sub,
+                    candles: None,
+                })
             })
             .collect()
     }
@@ -616,14 +665,170 @@ impl Connection<'_> {
     }
 }
 
+impl Connection<'_> {
+    /// Starts the store reads a subscription with `candles` starts from (one
+    /// per asset, each under a process-wide slot, all beside the loop as this
+    /// connection's one query), or refuses it at once as a `candles` request.
+    fn start_follow(
+        &mut self,
+        follows: Vec<Follow>,
+        interval: Interval,
+        add: bool,
+    ) -> Result<(), Exit> {
+        if self.history.is_some() {
+            return self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the previous history or candles request of this connection is still being \
+                 answered; send the next one after its reply",
+            ));
+        }
+        if self.outbound.over_budget() {
+            return self.send_backpressure();
+        }
+        let now = self.shared.hub.now_secs();
+        let mut reads = Vec::with_capacity(follows.len());
+        let mut planned = Vec::with_capacity(follows.len());
+        for follow in follows {
+            let plan = live_candle::plan(interval, follow.since, now);
+            let read = self.shared.history.start_candles(
+                follow.asset.id,
+                interval,
+                (plan.from, plan.to),
+                PLAN_LIMIT,
+            );
+            match read {
+                Ok(read) => reads.push(read),
+                // The reads started so far give their slots back as they drop.
+                Err(NotStarted::ServerBusy) => {
+                    return self.send_error(&RequestError::new(
+                        ErrorCode::Busy,
+                        "the server is answering as many history and candles requests as it \
+                         allows; retry shortly",
+                    ));
+                }
+            }
+            planned.push((follow, plan));
+        }
+        let request = FollowRequest {
+            follows: planned,
+            interval,
+            add,
+        };
+        self.following = true;
+        self.history = Some(Box::pin(
+            futures_util::future::join_all(reads)
+                .map(move |answers| QueryAnswer::Follow(answers, request)),
+        ));
+        Ok(())
+    }
+
+    /// Follows the assets of an answered subscription with `candles`: per
+    /// asset, its relay first, then the window's points after its stored
+    /// candles with the sequence number live points continue from (the seam
+    /// of [`live_candle`]), its `candle_history`, then its candles. Refused as
+    /// a whole (the current subscriptions stay) when a read failed or the
+    /// histories would not fit the connection's budget.
+    fn deliver_follow(
+        &mut self,
+        answers: Vec<Answered<Vec<Candle>>>,
+        request: FollowRequest,
+    ) -> Result<(), Exit> {
+        self.following = false;
+        let FollowRequest {
+            follows,
+            interval,
+            add,
+        } = request;
+        let mut stored = Vec::with_capacity(answers.len());
+        let mut failure = None;
+        for answered in answers {
+            match answered {
+                Answered::Points(candles) => {
+                    crate::metrics::candles_query("ok");
+                    stored.push(candles);
+                }
+                // Logged (throttled) by the query itself.
+                Answered::Failed(_) => failure = Some("failed"),
+                Answered::TimedOut => failure = Some("timed_out"),
+            }
+        }
+        if let Some(failure) = failure {
+            crate::metrics::candles_query(failure);
+            return self.send_error(&RequestError::new(
+                ErrorCode::Unavailable,
+                "candles are unavailable right now; retry shortly",
+            ));
+        }
+        let hub = &self.shared.hub;
+        let relay = Relay::for_this_thread(hub);
+        let now = hub.now_secs();
+        let mut joined = Vec::with_capacity(follows.len());
+        for ((follow, plan), candles) in follows.into_iter().zip(stored) {
+            let id = follow.asset.id;
+            let after = live_candle::live_after(plan, &candles);
+            let (Some(points), Some(seed)) = (relay.subscribe(hub, id), hub.seed(id, now, after))
+            else {
+                return self.send_unknown_asset();
+            };
+            let (history, fold) =
+                live_candle::seed(interval, plan, candles, seed.points, now, follow.since);
+            let frame = candle_history_frame(id, interval, &history);
+            joined.push(Joined {
+                points,
+                sub: Subscription {
+                    asset: follow.asset,
+                    history: wire::text_frame(frame.as_bytes()),
+                    seq: seed.seq,
+                    counted: seed.counted,
+                    last_time: seed.last_time,
+                },
+                candles: Some(fold),
+            });
+        }
+        let bytes = joined.iter().map(|j| j.sub.history.len()).sum();
+        if !self.outbound.fits(bytes) {
+            return self.send_backpressure();
+        }
+        for _ in &joined {
+            crate::metrics::candle_subscription(interval.as_str());
+        }
+        let done = match (add, joined.pop()) {
+            (true, Some(one)) => self.outbound.add(one),
+            (_, last) => {
+                joined.extend(last);
+                self.outbound.subscribe(joined)
+            }
+        };
+        done.map_err(|_gone| Exit::ClientGone)
+    }
+}
+
+/// Whether `request` changes what the connection follows.
+fn changes_subscriptions(request: &ClientRequest) -> bool {
+    matches!(
+        request,
+        ClientRequest::Subscribe { .. }
+            | ClientRequest::SubscribeMany(_)
+            | ClientRequest::Add(_)
+            | ClientRequest::Remove(_)
+            | ClientRequest::Unsubscribe
+            | ClientRequest::SubscribeCandles { .. }
+            | ClientRequest::AddCandles { .. }
+    )
+}
+
 /// Records a parsed request in `ratecast_ws_requests_total`, by action.
 fn record_request(
     request: Result<ClientRequest, RequestError>,
 ) -> Result<ClientRequest, RequestError> {
     crate::metrics::request(match &request {
         Ok(ClientRequest::Assets) => "assets",
-        Ok(ClientRequest::Subscribe { .. } | ClientRequest::SubscribeMany(_)) => "subscribe",
-        Ok(ClientRequest::Add(_)) => "add",
+        Ok(
+            ClientRequest::Subscribe { .. }
+            | ClientRequest::SubscribeMany(_)
+            | ClientRequest::SubscribeCandles { .. },
+        ) => "subscribe",
+        Ok(ClientRequest::Add(_) | ClientRequest::AddCandles { .. }) => "add",
         Ok(ClientRequest::Remove(_)) => "remove",
         Ok(ClientRequest::Unsubscribe) => "unsubscribe",
         Ok(ClientRequest::History { .. }) => "history",

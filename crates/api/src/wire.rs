@@ -96,6 +96,8 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 #[derive(Debug, Clone)]
 pub struct PointBytes {
     pub time: i64,
+    /// The point's value, which a candle subscription folds in.
+    pub value: f64,
     /// The asset's broadcast sequence number (set by the hub when it pushes the
     /// point live), so a subscriber can tell a gap from a repeat.
     pub seq: u64,
@@ -123,6 +125,7 @@ impl PointBytes {
         let frame = Bytes::from(buf).slice(start..);
         Self {
             time: point.time,
+            value: point.value,
             seq: 0,
             frame,
             object: object_start - start..object_end - start,

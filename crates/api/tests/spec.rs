@@ -333,6 +333,17 @@ async fn every_kind_of_frame_the_server_sends_matches_the_schema_of_its_message_
         .sum();
     assert_eq!(counted, 3, "the stored points, in candles: {summarised}");
 
+    // Candles of a day: its running candle does not close while the test runs
+    // (but at midnight UTC).
+    client
+        .send_text(r#"{"action":"subscribe","message":{"assetId":1,"candles":"1d"}}"#)
+        .await;
+    let day = seen.expect(&mut client, "candle_history").await;
+    assert_eq!(day["interval"], "1d", "{day}");
+    server.insert(&[point(1, "EURUSD", now, 1.0914)]).await;
+    let running = seen.expect(&mut client, "candle").await;
+    assert_eq!(running["close"], 1.0914, "{running}");
+
     let since = format!(
         r#"{{"action":"subscribe","message":{{"assetId":2,"since":{}}}}}"#,
         now - 3
@@ -456,6 +467,8 @@ fn every_message_in_the_spec_has_examples_that_match_its_own_schema() {
         [
             "asset_history",
             "assets",
+            "candle",
+            "candle_history",
             "candles",
             "error",
             "history",
@@ -512,6 +525,27 @@ fn every_client_example_in_the_spec_is_a_request_the_server_accepts_as_written()
                     }
                     json!({"action":"add","message":message})
                 }
+                ClientRequest::SubscribeCandles { follows, interval } => {
+                    let mut message = match &follows[..] {
+                        [one] => json!({"assetId": one.asset.id.0}),
+                        many => {
+                            json!({"assetIds": many.iter().map(|f| f.asset.id.0).collect::<Vec<_>>()})
+                        }
+                    };
+                    message["candles"] = json!(interval.as_str());
+                    if let Some(since) = follows[0].since {
+                        message["since"] = json!(since);
+                    }
+                    json!({"action":"subscribe","message":message})
+                }
+                ClientRequest::AddCandles { follow, interval } => {
+                    let mut message =
+                        json!({"assetId": follow.asset.id.0, "candles": interval.as_str()});
+                    if let Some(since) = follow.since {
+                        message["since"] = json!(since);
+                    }
+                    json!({"action":"add","message":message})
+                }
                 ClientRequest::Remove(asset) => {
                     json!({"action":"remove","message":{"assetId": asset.id.0}})
                 }
@@ -562,6 +596,12 @@ fn client_schemas_ignore_unknown_members_and_refuse_what_the_parser_refuses() {
         r#"{"action":"add","message":{"assetId":2,"since":null}}"#,
         r#"{"action":"add","message":{"assetId":0}}"#,
         r#"{"action":"add","message":{}}"#,
+        r#"{"action":"subscribe","message":{"assetId":1,"candles":"1m"}}"#,
+        r#"{"action":"subscribe","message":{"assetIds":[1,2],"candles":"5s","since":60}}"#,
+        r#"{"action":"subscribe","message":{"assetId":1,"candles":"2m"}}"#,
+        r#"{"action":"subscribe","message":{"assetId":1,"candles":60}}"#,
+        r#"{"action":"add","message":{"assetId":2,"candles":"1h","since":3600}}"#,
+        r#"{"action":"add","message":{"assetId":2,"candles":"1M"}}"#,
         r#"{"action":"remove","message":{"assetId":2}}"#,
         r#"{"action":"remove","message":{"assetId":"2"}}"#,
         r#"{"action":"unsubscribe","message":{"assetId":1}}"#,

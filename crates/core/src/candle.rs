@@ -138,6 +138,9 @@ pub struct Candle {
     pub count: u64,
     /// False for the interval still running by the store's clock.
     pub closed: bool,
+    /// The time of the interval's last point. Not on the wire: a live candle
+    /// subscription folds in exactly the points after it (`ratecast-api`).
+    pub last_time: i64,
 }
 
 /// The stored points a read of the candles starting in `[from, to]` covers:
@@ -180,6 +183,7 @@ pub fn summarise(
                 candle.low = candle.low.min(value);
                 candle.close = value;
                 candle.count += 1;
+                candle.last_time = time;
             }
             _ => {
                 if candles.len() == limit {
@@ -193,6 +197,7 @@ pub fn summarise(
                     close: value,
                     count: 1,
                     closed: interval.is_closed(start, now),
+                    last_time: time,
                 });
             }
         }
@@ -251,7 +256,7 @@ mod tests {
             (300, 3.0),
         ];
         let candles = summarise(Interval::M1, points, 300, 10);
-        let candle = |time, open, high, low, close, count, closed| Candle {
+        let candle = |time, open, high, low, close, count, closed, last_time| Candle {
             time,
             open,
             high,
@@ -259,13 +264,14 @@ mod tests {
             close,
             count,
             closed,
+            last_time,
         };
         assert_eq!(
             candles,
             vec![
-                candle(60, 1.5, 1.7, 1.2, 1.4, 4, true),
-                candle(240, 2.0, 2.5, 2.0, 2.5, 2, true),
-                candle(300, 3.0, 3.0, 3.0, 3.0, 1, false),
+                candle(60, 1.5, 1.7, 1.2, 1.4, 4, true, 119),
+                candle(240, 2.0, 2.5, 2.0, 2.5, 2, true, 299),
+                candle(300, 3.0, 3.0, 3.0, 3.0, 1, false, 300),
             ]
         );
         assert_eq!(summarise(Interval::M1, points, 300, 2), candles[..2]);

@@ -293,7 +293,7 @@ pub async fn candles_summarise_whole_intervals_and_omit_empty_ones<S: PointStore
         .candles(AssetId(1), Interval::M1, t + 30, t + 299, 100)
         .await
         .expect("candles");
-    let candle = |time, open, high, low, close, count| Candle {
+    let candle = |time, open, high, low, close, count, last_time| Candle {
         time,
         open,
         high,
@@ -301,12 +301,13 @@ pub async fn candles_summarise_whole_intervals_and_omit_empty_ones<S: PointStore
         close,
         count,
         closed: true,
+        last_time,
     };
     assert_eq!(
         got,
         vec![
-            candle(t + 60, 1.5, 1.9, 1.1, 1.4, 4),
-            candle(t + 240, 2.0, 2.0, 2.0, 2.0, 1),
+            candle(t + 60, 1.5, 1.9, 1.1, 1.4, 4, t + 119),
+            candle(t + 240, 2.0, 2.0, 2.0, 2.0, 1, t + 240),
         ]
     );
     let limited = store
@@ -322,7 +323,7 @@ pub async fn candles_summarise_whole_intervals_and_omit_empty_ones<S: PointStore
         .candles(AssetId(1), Interval::H1, t, t, 10)
         .await
         .expect("candles");
-    assert_eq!(hour, vec![candle(t, 1.0, 3.0, 1.0, 3.0, 7)]);
+    assert_eq!(hour, vec![candle(t, 1.0, 3.0, 1.0, 3.0, 7, t + 300)]);
     assert!(
         store
             .candles(AssetId(1), Interval::M1, t + 3600, t + 7200, 10)
@@ -408,6 +409,7 @@ pub async fn candles_equal_an_offline_recomputation<S: PointStore + PointSink>(
                 close: values[values.len() - 1],
                 count: values.len() as u64,
                 closed: start + secs <= now,
+                last_time: held[held.len() - 1].0,
             }
         })
         .collect();

@@ -147,6 +147,7 @@ pub fn candles_pipeline(
             "low": { "$min": "$value" },
             "close": { "$last": "$value" },
             "count": { "$sum": 1 },
+            "lastTime": { "$last": "$time" },
         } },
         doc! { "$sort": { "_id": 1 } },
         doc! { "$limit": i64::try_from(limit).unwrap_or(i64::MAX) },
@@ -200,6 +201,12 @@ pub fn parse_candle(
         .ok()
         .filter(|count| *count > 0)
         .ok_or_else(|| MalformedCandle("count is not positive".into()))?;
+    let last_time = integer("lastTime")?;
+    if interval.start_of(last_time) != time {
+        return Err(MalformedCandle(format!(
+            "lastTime {last_time} is not in the {interval} interval of {time}"
+        )));
+    }
     Ok(Candle {
         time,
         open: number("open")?,
@@ -208,6 +215,7 @@ pub fn parse_candle(
         close: number("close")?,
         count,
         closed: interval.is_closed(time, now),
+        last_time,
     })
 }
 
@@ -450,6 +458,7 @@ mod tests {
                     "low": { "$min": "$value" },
                     "close": { "$last": "$value" },
                     "count": { "$sum": 1 },
+                    "lastTime": { "$last": "$time" },
                 } },
                 doc! { "$sort": { "_id": 1 } },
                 doc! { "$limit": 1000_i64 },
@@ -481,7 +490,7 @@ mod tests {
 
     #[test]
     fn candle_documents_are_read_back_and_judged_closed_by_the_clock() {
-        let group = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1_i32, "close": 1.25, "count": 4_i32 };
+        let group = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1_i32, "close": 1.25, "count": 4_i32, "lastTime": 170_i64 };
         let candle = Candle {
             time: 120,
             open: 1.5,
@@ -490,6 +499,7 @@ mod tests {
             close: 1.25,
             count: 4,
             closed: true,
+            last_time: 170,
         };
         assert_eq!(parse_candle(&group, Interval::M1, 180), Ok(candle));
         assert_eq!(
@@ -504,7 +514,7 @@ mod tests {
 
     #[test]
     fn malformed_candle_documents_are_errors_not_panics() {
-        let good = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1.0, "close": 1.25, "count": 4_i32 };
+        let good = doc! { "_id": 120_i64, "open": 1.5, "high": 1.7, "low": 1.0, "close": 1.25, "count": 4_i32, "lastTime": 179_i64 };
         let with = |field: &str, value: Bson| {
             let mut document = good.clone();
             document.insert(field, value);
@@ -521,6 +531,8 @@ mod tests {
             with("count", Bson::Int32(0)),
             with("count", Bson::Int64(-3)),
             with("count", Bson::Double(1.5)),
+            with("lastTime", Bson::Null),
+            with("lastTime", Bson::Int64(180)),
         ] {
             assert!(parse_candle(&bad, Interval::M1, 0).is_err(), "{bad}");
         }

@@ -88,7 +88,7 @@ use tokio::sync::broadcast;
 use tracing::warn;
 
 use self::topic::Topic;
-pub use self::topic::{CatchUp, POINT_BUFFER, Subscribed, Subscription};
+pub use self::topic::{CatchUp, POINT_BUFFER, Seed, Subscribed, Subscription};
 use crate::wire::{self, PointBytes};
 
 /// Seconds between log lines about refused future points.
@@ -261,6 +261,14 @@ impl Hub {
     /// unknown asset.
     pub fn subscribe(&self, id: AssetId, now: i64, since: Option<i64>) -> Option<Subscription> {
         Some(self.topic(id)?.subscribe(now, since))
+    }
+
+    /// For a candle subscriber whose stored candles reach `after` (the time
+    /// of their newest point): the window's points after it and the sequence
+    /// number live points continue from, as [`Hub::subscribe`] with `since =
+    /// after` takes them. Take the receiver first. `None` for an unknown asset.
+    pub fn seed(&self, id: AssetId, now: i64, after: i64) -> Option<Seed> {
+        Some(self.topic(id)?.seed(now, after))
     }
 
     /// For a subscriber that lagged: the next `limit` point frames of the window

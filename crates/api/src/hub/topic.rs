@@ -92,6 +92,20 @@ pub struct Subscription {
     pub last_time: Option<i64>,
 }
 
+/// What a candle subscriber starts from: the window's points after the time
+/// its stored candles reach, and where live points continue (as for
+/// [`Subscription`], taken together under the lock).
+pub struct Seed {
+    /// `(time, value)` of every point held after `after`, ascending.
+    pub points: Vec<(i64, f64)>,
+    /// The number of the last point pushed before `points` were taken.
+    pub seq: u64,
+    /// The newest time the subscriber has (the newest of `points`, or `after`).
+    pub last_time: Option<i64>,
+    /// Counts the subscriber until dropped.
+    pub counted: Subscribed,
+}
+
 impl Topic {
     pub(super) fn new(asset: Asset) -> Self {
         Self {
@@ -190,6 +204,32 @@ impl Topic {
             seq,
             counted,
             last_time,
+        }
+    }
+
+    /// The points held after `after` at wall-clock second `now`, as values,
+    /// and the sequence number they end at, taken together: the same seam as
+    /// [`subscribe`](Self::subscribe) with `since = after`, for a subscriber
+    /// that folds points into candles instead of sending them.
+    pub(super) fn seed(&self, now: i64, after: i64) -> Seed {
+        let mut state = self.lock();
+        if state.window.evict_before(history_cutoff(now)) {
+            state.history = None;
+        }
+        let points: Vec<(i64, f64)> = state
+            .window
+            .since(after.saturating_add(1))
+            .map(|(time, p)| (time, p.value))
+            .collect();
+        let last_time = state.window.newest_held().max(Some(after));
+        let seq = state.seq;
+        drop(state);
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        Seed {
+            points,
+            seq,
+            last_time,
+            counted: Subscribed(self.subscribers.clone()),
         }
     }
 

@@ -21,14 +21,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use ratecast_core::AssetId;
+use ratecast_core::{AssetId, Candle, protocol::candle_frame};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::ReusableBoxFuture;
 
-use super::{Gone, Outbound, State};
+use super::{Gone, Outbound, State, candle::CandleFold};
 use crate::{
     hub::{Hub, Subscribed, Subscription},
-    wire::PointBytes,
+    wire::{self, PointBytes},
 };
 
 /// Points a lagging subscriber takes from the hub's window at a time: catching
@@ -85,8 +85,18 @@ pub(super) struct Live {
     backlog: VecDeque<PointBytes>,
     /// The hub closed this asset's points: the subscription is dropped.
     ended: bool,
+    /// Followed as candles: the points fold into them and candles are sent
+    /// instead (boxed: most subscriptions follow points).
+    candles: Option<Box<LiveCandles>>,
     /// Counts this subscriber in `ratecast_ws_subscriptions` while it lasts.
     _counted: Subscribed,
+}
+
+/// A subscription's candles: the fold and a frame waiting behind the closed
+/// candle that a point of a later interval produced.
+struct LiveCandles {
+    fold: CandleFold,
+    next: Option<Bytes>,
 }
 
 /// A followed asset's receiver of points (its worker's relay's, taken before
@@ -95,6 +105,9 @@ pub(super) struct Live {
 pub struct Joined {
     pub points: broadcast::Receiver<PointBytes>,
     pub sub: Subscription,
+    /// Followed as candles ([`super::candle`]): `sub.history` is then its
+    /// `candle_history` and its points after `sub.last_time` fold into this.
+    pub candles: Option<CandleFold>,
 }
 
 impl Joined {
@@ -102,7 +115,11 @@ impl Joined {
     /// [the sequence invariant](crate::hub#the-sequence-invariant) says (so
     /// `points` must have been subscribed before the history was taken).
     fn start(self, state: &mut State) -> Live {
-        let Self { points, sub } = self;
+        let Self {
+            points,
+            sub,
+            candles,
+        } = self;
         state.queue.push(sub.history);
         Live {
             asset: sub.asset.id,
@@ -112,6 +129,7 @@ impl Joined {
             catching_up: false,
             backlog: VecDeque::new(),
             ended: false,
+            candles: candles.map(|fold| Box::new(LiveCandles { fold, next: None })),
             _counted: sub.counted,
         }
     }
@@ -170,6 +188,27 @@ impl Outbound {
         })
     }
 
+    /// Wakes the body if a followed asset's running candle waits to be closed:
+    /// the body then asks the clock ([`super::candle`]). The session calls it
+    /// once a second while candles are followed.
+    pub fn tick_candles(&self) -> Result<(), Gone> {
+        let running = {
+            let state = self.shared.state.borrow();
+            state.live.iter().any(|live| {
+                live.candles
+                    .as_ref()
+                    .is_some_and(|candles| candles.fold.is_running())
+            })
+        };
+        if running { self.update(|_| {}) } else { Ok(()) }
+    }
+
+    /// Whether an asset is followed as candles.
+    pub fn follows_candles(&self) -> bool {
+        let state = self.shared.state.borrow();
+        state.live.iter().any(|live| live.candles.is_some())
+    }
+
     /// The assets this connection follows, in order.
     #[cfg(test)]
     pub fn followed(&self) -> Vec<AssetId> {
@@ -206,10 +245,52 @@ pub(super) fn next_point(
 }
 
 impl Live {
+    /// This asset's next frame for the client: its next point, or when it is
+    /// followed as candles, the next candle those points make (or the clock
+    /// closes, once no point waits).
+    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Bytes> {
+        let Some(mut candles) = self.candles.take() else {
+            return self.next_point(hub, cx).map(|point| point.frame);
+        };
+        let frame = self.next_candle(&mut candles, hub, cx);
+        self.candles = Some(candles);
+        frame
+    }
+
+    fn next_candle(
+        &mut self,
+        candles: &mut LiveCandles,
+        hub: &Hub,
+        cx: &mut Context<'_>,
+    ) -> Option<Bytes> {
+        let asset = self.asset;
+        let interval = candles.fold.interval;
+        let frame =
+            |candle: &Candle| wire::text_frame(candle_frame(asset, interval, candle).as_bytes());
+        loop {
+            if let Some(frame) = candles.next.take() {
+                return Some(frame);
+            }
+            let Some(point) = self.next_point(hub, cx) else {
+                // No point waits: the clock may close the running candle.
+                let closed = candles.fold.on_clock(hub.now_secs());
+                return closed.map(|candle| frame(&candle));
+            };
+            match candles.fold.on_point(point.time, point.value) {
+                (Some(closed), running) => {
+                    candles.next = running.map(|candle| frame(&candle));
+                    return Some(frame(&closed));
+                }
+                (None, Some(running)) => return Some(frame(&running)),
+                (None, None) => {}
+            }
+        }
+    }
+
     /// This asset's next point for the client; after a gap, the missed points
     /// from the hub's window, a chunk at a time. `None` when none is ready (the
     /// relay will wake `cx`) or the hub closed the asset's points (`ended`).
-    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Bytes> {
+    fn next_point(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<PointBytes> {
         loop {
             if let Some(point) = self.backlog.pop_front() {
                 self.last_time = Some(point.time);
@@ -217,7 +298,7 @@ impl Live {
                     // Give back the chunk's room: most connections never lag again.
                     self.backlog = VecDeque::new();
                 }
-                return Some(point.frame);
+                return Some(point);
             }
             if self.catching_up {
                 let chunk = hub.catch_up(self.asset, self.last_time, CATCH_UP_CHUNK)?;
@@ -241,7 +322,7 @@ impl Live {
                     // Live points only move forward, whatever a history held.
                     if self.last_time.is_none_or(|last| point.time > last) {
                         self.last_time = Some(point.time);
-                        return Some(point.frame);
+                        return Some(point);
                     }
                 }
                 // A point was skipped on the way (a ring overflowed).
@@ -316,7 +397,11 @@ mod tests {
         let late = hub.points(AssetId(1)).expect("asset");
         hub.apply(&point(NOW - 8), NOW);
         outbound
-            .subscribe(vec![Joined { points: late, sub }])
+            .subscribe(vec![Joined {
+                points: late,
+                sub,
+                candles: None,
+            }])
             .expect("open");
         assert_eq!(times(&drain(&mut body)), vec![NOW - 9, NOW - 8]);
         hub.apply(&point(NOW - 7), NOW);

@@ -19,6 +19,9 @@
 //! - `stall.rs`: the slow-consumer check ([`Outbound::stalled`]): the socket has
 //!   taken nothing for the send timeout while frames waited (a reply, or a
 //!   point of any followed asset); the session then closes the connection.
+//! - `candle.rs`: live candles, for an asset followed as candles: the fold of
+//!   its points into the running candle, closing it, and the seam with the
+//!   stored candles a subscription starts from.
 //! - `body.rs`: the actix body, which writes queued frames before live points, in
 //!   slices of at most [`CHUNK`] bytes.
 //!
@@ -27,6 +30,7 @@
 //! the subscriptions so the close frame goes out next.
 
 mod body;
+pub mod candle;
 mod live;
 mod queue;
 mod stall;

@@ -44,7 +44,11 @@ pub(super) fn subscribed(hub: &Arc<Hub>) -> (Outbound, OutboundBody) {
 pub(super) fn joined(hub: &Hub, id: u32) -> Joined {
     let points = hub.points(AssetId(id)).expect("asset");
     let sub = hub.subscribe(AssetId(id), NOW, None).expect("asset");
-    Joined { points, sub }
+    Joined {
+        points,
+        sub,
+        candles: None,
+    }
 }
 
 pub(super) fn hub() -> Arc<Hub> {

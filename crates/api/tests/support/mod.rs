@@ -80,6 +80,7 @@ impl ApiServer {
             .expect("the server ran cleanly");
     }
 }
+pub mod clocked;
 pub mod hanging;
 pub mod scripted;
 

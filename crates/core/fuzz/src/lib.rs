@@ -36,6 +36,17 @@ pub fn check_frame(text: &str) {
             assert_eq!(ASSETS.get(follow.asset.id), Some(&follow.asset));
             assert!(follow.since.is_none_or(|t| t >= 0));
         }
+        Ok(ClientRequest::SubscribeCandles { follows, .. }) => {
+            assert!(!follows.is_empty());
+            for follow in &follows {
+                assert_eq!(ASSETS.get(follow.asset.id), Some(&follow.asset));
+                assert!(follow.since.is_none_or(|t| t >= 0));
+            }
+        }
+        Ok(ClientRequest::AddCandles { follow, .. }) => {
+            assert_eq!(ASSETS.get(follow.asset.id), Some(&follow.asset));
+            assert!(follow.since.is_none_or(|t| t >= 0));
+        }
         Ok(ClientRequest::Remove(asset)) => assert_eq!(ASSETS.get(asset.id), Some(&asset)),
         Ok(ClientRequest::History { asset, from, to }) => {
             assert_eq!(ASSETS.get(asset.id), Some(&asset));

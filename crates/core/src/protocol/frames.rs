@@ -7,8 +7,9 @@ use bytestring::ByteString;
 
 use super::{
     messages::{
-        AssetsMessage, CandlesMessage, ErrorMessage, PointsMessage, RangeMessage, ServerMessage,
-        UnsubscribedMessage, WireAsset, WireCandle, WirePoint,
+        AssetsMessage, CandleHistoryMessage, CandlesMessage, ErrorMessage, LiveCandle,
+        PointsMessage, RangeMessage, ServerMessage, UnsubscribedMessage, WireAsset, WireCandle,
+        WirePoint,
     },
     request::RequestError,
 };
@@ -141,18 +142,7 @@ pub fn candles_message(
     candles: &[Candle],
     next: Option<i64>,
 ) -> CandlesMessage<'static> {
-    let candles = candles
-        .iter()
-        .map(|c| WireCandle {
-            time: c.time,
-            open: c.open,
-            high: c.high,
-            low: c.low,
-            close: c.close,
-            count: c.count,
-            closed: c.closed,
-        })
-        .collect();
+    let candles = candles.iter().map(wire_candle).collect();
     CandlesMessage {
         asset_id: asset.id.0,
         interval: Cow::Borrowed(interval.as_str()),
@@ -161,6 +151,45 @@ pub fn candles_message(
         candles,
         next,
     }
+}
+
+/// A candle as every message carries it.
+fn wire_candle(c: &Candle) -> WireCandle {
+    WireCandle {
+        time: c.time,
+        open: c.open,
+        high: c.high,
+        low: c.low,
+        close: c.close,
+        count: c.count,
+        closed: c.closed,
+    }
+}
+
+/// `{"action":"candle_history","message":{"assetId":…,"interval":…,"candles":[…]}}`:
+/// what a subscription with `candles` starts from.
+pub fn candle_history_frame(asset: AssetId, interval: Interval, candles: &[Candle]) -> ByteString {
+    frame(&ServerMessage::CandleHistory(CandleHistoryMessage {
+        asset_id: asset.0,
+        interval: Cow::Borrowed(interval.as_str()),
+        candles: candles.iter().map(wire_candle).collect(),
+    }))
+}
+
+/// `{"action":"candle","message":{"assetId":…,"interval":…,"time":…,"open":…,
+/// "high":…,"low":…,"close":…,"count":…,"closed":…}}`: one live candle.
+pub fn candle_frame(asset: AssetId, interval: Interval, candle: &Candle) -> ByteString {
+    frame(&ServerMessage::Candle(LiveCandle {
+        asset_id: asset.0,
+        interval: Cow::Borrowed(interval.as_str()),
+        time: candle.time,
+        open: candle.open,
+        high: candle.high,
+        low: candle.low,
+        close: candle.close,
+        count: candle.count,
+        closed: candle.closed,
+    }))
 }
 
 /// `{"action":"unsubscribed","message":{"assetId":N|null,"assetIds":[…]}}`:
@@ -289,10 +318,19 @@ mod tests {
             close: 1.5,
             count: 60,
             closed: false,
+            last_time: 179,
         };
         assert_eq!(
             &*candles_frame(asset, Interval::M1, (100, 179), &[candle], None),
             r#"{"action":"candles","message":{"assetId":2,"interval":"1m","from":100,"to":179,"candles":[{"time":120,"open":1.5,"high":1.75,"low":1.25,"close":1.5,"count":60,"closed":false}],"next":null}}"#
+        );
+        assert_eq!(
+            &*candle_history_frame(AssetId(2), Interval::M1, &[candle]),
+            r#"{"action":"candle_history","message":{"assetId":2,"interval":"1m","candles":[{"time":120,"open":1.5,"high":1.75,"low":1.25,"close":1.5,"count":60,"closed":false}]}}"#
+        );
+        assert_eq!(
+            &*candle_frame(AssetId(2), Interval::M1, &candle),
+            r#"{"action":"candle","message":{"assetId":2,"interval":"1m","time":120,"open":1.5,"high":1.75,"low":1.25,"close":1.5,"count":60,"closed":false}}"#
         );
         assert_eq!(
             &*candles_frame(asset, Interval::H4, (0, 10), &[], Some(11)),

@@ -25,6 +25,12 @@ pub enum ServerMessage<'a> {
     History(RangeMessage<'a>),
     /// One page of the answer to `candles`.
     Candles(CandlesMessage<'a>),
+    /// The first answer to a subscription with `candles`, per asset: its
+    /// recent closed candles, then the running one.
+    CandleHistory(CandleHistoryMessage<'a>),
+    /// One candle of a subscription with `candles`: the running one again
+    /// (`closed:false`) or its final state (`closed:true`, once per interval).
+    Candle(LiveCandle<'a>),
     /// The answer to `unsubscribe`.
     Unsubscribed(UnsubscribedMessage),
     /// A refused request.
@@ -102,6 +108,33 @@ pub struct CandlesMessage<'a> {
     pub to: i64,
     pub candles: Vec<WireCandle>,
     pub next: Option<i64>,
+}
+
+/// `{"assetId":…,"interval":…,"candles":[…]}`: the closed candles a
+/// subscription with `candles` starts from, ascending, then the running one
+/// (`closed:false`) if its interval has points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CandleHistoryMessage<'a> {
+    pub asset_id: u32,
+    pub interval: Cow<'a, str>,
+    pub candles: Vec<WireCandle>,
+}
+
+/// `{"assetId":…,"interval":…,"time":…,"open":…,"high":…,"low":…,"close":…,
+/// "count":…,"closed":…}`: a [`WireCandle`] with its asset and interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveCandle<'a> {
+    pub asset_id: u32,
+    pub interval: Cow<'a, str>,
+    pub time: i64,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub count: u64,
+    pub closed: bool,
 }
 
 /// `{"assetId":N|null,"assetIds":[…]}`: the assets no longer followed, in the
@@ -203,6 +236,30 @@ mod tests {
                 to: 86_399,
                 candles: vec![],
                 next: None,
+            }),
+            ServerMessage::CandleHistory(CandleHistoryMessage {
+                asset_id: 1,
+                interval: "5s".into(),
+                candles: vec![WireCandle {
+                    time: 120,
+                    open: 1.5,
+                    high: 1.75,
+                    low: 1.25,
+                    close: 1.5,
+                    count: 5,
+                    closed: false,
+                }],
+            }),
+            ServerMessage::Candle(LiveCandle {
+                asset_id: 2,
+                interval: "1h".into(),
+                time: 3_600,
+                open: 150.5,
+                high: 151.0,
+                low: 150.25,
+                close: 150.75,
+                count: 3_600,
+                closed: true,
             }),
             ServerMessage::Unsubscribed(UnsubscribedMessage {
                 asset_id: Some(3),

@@ -35,6 +35,15 @@ pub enum ClientRequest {
     /// `{"action":"add","message":{"assetId":N}}`, with an optional `since`:
     /// follow N as well, the other followed assets untouched.
     Add(Follow),
+    /// `subscribe` (with `assetId` or `assetIds`, and `since`) plus
+    /// `"candles":"1m"`: follow exactly these assets as candles of `interval`
+    /// (`since`: the time of the last closed candle the client holds).
+    SubscribeCandles {
+        follows: Vec<Follow>,
+        interval: Interval,
+    },
+    /// `add` plus `"candles":"5s"`: follow one more asset as candles of `interval`.
+    AddCandles { follow: Follow, interval: Interval },
     /// `{"action":"remove","message":{"assetId":N}}`: stop following N only.
     Remove(Asset),
     /// `{"action":"unsubscribe","message":{}}`: stop receiving points.
@@ -75,7 +84,8 @@ pub enum ErrorCode {
     /// `history` with `from > to`, a span over a day, or bad bounds (`candles`:
     /// a span over a week).
     InvalidRange,
-    /// `candles` without an `interval` or with one not offered.
+    /// `candles` without an `interval` or with one not offered, or a
+    /// subscription's `candles` option naming no offered interval.
     InvalidInterval,
     /// The store could not answer right now; the request may be retried.
     Unavailable,
@@ -194,8 +204,13 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
         }
     };
     match action.as_str() {
+        "subscribe" | "add" if message.get("candles").is_some_and(|c| !c.is_null()) => {
+            parse_candle_follow(&action, &message, assets)
+        }
         "assets" => Ok(ClientRequest::Assets),
-        "subscribe" if message.contains_key("assetIds") => parse_subscribe_many(&message, assets),
+        "subscribe" if message.contains_key("assetIds") => {
+            parse_follows(&message, assets).map(ClientRequest::SubscribeMany)
+        }
         "subscribe" => Ok(ClientRequest::Subscribe {
             asset: parse_asset(&message, assets)?,
             since: optional_time(&message, "since")?,
@@ -212,10 +227,10 @@ pub fn parse_request(text: &str, assets: &AssetList) -> Result<ClientRequest, Re
 }
 
 /// `subscribe` with `assetIds` (and no `assetId`), each with its `since`.
-fn parse_subscribe_many(
+fn parse_follows(
     message: &Map<String, Value>,
     assets: &AssetList,
-) -> Result<ClientRequest, RequestError> {
+) -> Result<Vec<Follow>, RequestError> {
     let invalid = |detail: String| RequestError::new(ErrorCode::InvalidAssetId, detail);
     if message.contains_key("assetId") {
         return Err(invalid(
@@ -274,7 +289,33 @@ fn parse_subscribe_many(
             }
         }
     }
-    Ok(ClientRequest::SubscribeMany(follows))
+    Ok(follows)
+}
+
+/// `subscribe` or `add` with a `candles` option (not `null`): the same
+/// assets and `since` as without it, followed as candles of that interval.
+fn parse_candle_follow(
+    action: &str,
+    message: &Map<String, Value>,
+    assets: &AssetList,
+) -> Result<ClientRequest, RequestError> {
+    let interval = interval_field(message, "candles")?;
+    if action == "add" {
+        let follow = Follow {
+            asset: parse_asset(message, assets)?,
+            since: optional_time(message, "since")?,
+        };
+        return Ok(ClientRequest::AddCandles { follow, interval });
+    }
+    let follows = if message.contains_key("assetIds") {
+        parse_follows(message, assets)?
+    } else {
+        vec![Follow {
+            asset: parse_asset(message, assets)?,
+            since: optional_time(message, "since")?,
+        }]
+    };
+    Ok(ClientRequest::SubscribeCandles { follows, interval })
 }
 
 fn parse_candles(
@@ -293,16 +334,21 @@ fn parse_candles(
 }
 
 fn parse_interval(message: &Map<String, Value>) -> Result<Interval, RequestError> {
+    interval_field(message, "interval")
+}
+
+/// The interval named by `field` (`interval`, or a subscription's `candles`).
+fn interval_field(message: &Map<String, Value>, field: &str) -> Result<Interval, RequestError> {
     let invalid = |detail: String| RequestError::new(ErrorCode::InvalidInterval, detail);
-    match message.get("interval") {
-        None => Err(invalid(
-            "missing \"interval\" (one of 5s, 1m, 5m, 15m, 1h, 4h, 1d)".into(),
-        )),
+    match message.get(field) {
+        None => Err(invalid(format!(
+            "missing \"{field}\" (one of 5s, 1m, 5m, 15m, 1h, 4h, 1d)"
+        ))),
         Some(Value::String(name)) => name
             .parse()
             .map_err(|unknown: crate::candle::UnknownInterval| invalid(unknown.to_string())),
         Some(other) => Err(invalid(format!(
-            "\"interval\" must be a string such as \"1m\", got {}",
+            "\"{field}\" must be a string such as \"1m\", got {}",
             describe(other)
         ))),
     }
@@ -663,6 +709,67 @@ mod tests {
             (
                 r#"{"action":"remove","message":{"assetId":4}}"#,
                 ErrorCode::UnknownAsset,
+            ),
+        ] {
+            assert_eq!(parse(bad).expect_err(bad).code, code, "{bad}");
+        }
+    }
+
+    #[test]
+    fn subscribe_and_add_with_candles_follow_the_same_assets_as_candles() {
+        let parse = |text: &str| parse_request(text, &three());
+        let one =
+            parse(r#"{"action":"subscribe","message":{"assetId":2,"candles":"1m","since":60}}"#);
+        assert!(
+            matches!(&one, Ok(ClientRequest::SubscribeCandles { follows, interval: Interval::M1 })
+                if follows.len() == 1 && follows[0].asset.id == AssetId(2) && follows[0].since == Some(60)),
+            "{one:?}"
+        );
+        let many = parse(
+            r#"{"action":"subscribe","message":{"assetIds":[3,1],"candles":"5s","since":{"1":10}}}"#,
+        );
+        assert!(
+            matches!(&many, Ok(ClientRequest::SubscribeCandles { follows, interval: Interval::S5 })
+                if follows.iter().map(|f| (f.asset.id.0, f.since)).collect::<Vec<_>>() == [(3, None), (1, Some(10))]),
+            "{many:?}"
+        );
+        let add = parse(r#"{"action":"add","message":{"assetId":1,"candles":"1d"}}"#);
+        assert!(
+            matches!(&add, Ok(ClientRequest::AddCandles { follow, interval: Interval::D1 })
+                if follow.asset.id == AssetId(1) && follow.since.is_none()),
+            "{add:?}"
+        );
+        assert!(
+            matches!(
+                parse(r#"{"action":"subscribe","message":{"assetId":1,"candles":null}}"#),
+                Ok(ClientRequest::Subscribe { .. })
+            ),
+            "null: points, as without it"
+        );
+        for (bad, code) in [
+            (
+                r#"{"action":"subscribe","message":{"assetId":1,"candles":"2m"}}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"action":"subscribe","message":{"assetIds":[1],"candles":60}}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"action":"add","message":{"assetId":1,"candles":"1M"}}"#,
+                ErrorCode::InvalidInterval,
+            ),
+            (
+                r#"{"action":"add","message":{"assetId":9,"candles":"1m"}}"#,
+                ErrorCode::UnknownAsset,
+            ),
+            (
+                r#"{"action":"subscribe","message":{"assetIds":[1,1],"candles":"1m"}}"#,
+                ErrorCode::InvalidAssetId,
+            ),
+            (
+                r#"{"action":"subscribe","message":{"assetId":1,"candles":"1m","since":-1}}"#,
+                ErrorCode::InvalidRange,
             ),
         ] {
             assert_eq!(parse(bad).expect_err(bad).code, code, "{bad}");
