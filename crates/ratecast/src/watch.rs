@@ -6,6 +6,11 @@
 //! terminal and plain otherwise, so it can be piped. A dropped connection is
 //! retried with backoff and resubscribed with each asset's own `since`, so no
 //! point is printed twice or skipped; Ctrl-C ends it cleanly.
+//!
+//! With `--candles 1m` it follows candles of that interval instead (the
+//! subscription's `candles` option) and prints each closed candle once, as it
+//! closes: time, asset, open, high, low, close and how many points it holds.
+//! A reconnect resumes each asset from its last closed candle (`since`).
 
 use std::{
     io::{IsTerminal, Write},
@@ -16,7 +21,8 @@ use std::{
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use ratecast_core::{
-    protocol::{ServerMessage, WirePoint},
+    Interval,
+    protocol::{ServerMessage, WireCandle, WirePoint},
     retry::Backoff,
     sync::lock,
 };
@@ -41,6 +47,16 @@ pub struct WatchArgs {
     /// Colour up/down moves: auto (when stdout is a terminal), always or never.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+
+    /// Print closed candles of this interval (5s, 1m, 5m, 15m, 1h, 4h, 1d) as
+    /// they close, instead of every point.
+    #[arg(long, value_parser = parse_interval)]
+    pub candles: Option<Interval>,
+}
+
+fn parse_interval(text: &str) -> Result<Interval, String> {
+    text.parse()
+        .map_err(|error: ratecast_core::candle::UnknownInterval| error.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -104,11 +120,13 @@ pub async fn run<W: Write + Send + 'static>(
             colour,
             out: out.clone(),
             last: None,
+            closed: None,
         })
         .collect();
     Watcher {
         url: args.url,
         assets,
+        candles: args.candles,
     }
     .run(shutdown)
     .await;
@@ -206,6 +224,8 @@ struct Watcher<W> {
     /// The watched assets, in the order asked for (distinct: `choose` finds
     /// each name once, and the server refuses an id listed twice).
     assets: Vec<AssetWatch<W>>,
+    /// `--candles`: follow closed candles of this interval instead of points.
+    candles: Option<Interval>,
 }
 
 impl<W: Write> Watcher<W> {
@@ -230,15 +250,25 @@ impl<W: Write> Watcher<W> {
     }
 
     /// The `subscribe` message: every watched asset, each with its own `since`
-    /// (the newest point printed) once it has printed one.
+    /// (the newest point printed, or with `--candles` the newest closed
+    /// candle) once it has printed one.
     fn subscribe_message(&self) -> serde_json::Value {
         let ids: Vec<u32> = self.assets.iter().map(|a| a.id).collect();
         let since: serde_json::Map<String, serde_json::Value> = self
             .assets
             .iter()
-            .filter_map(|a| Some((a.id.to_string(), json!(a.last?.0))))
+            .filter_map(|a| {
+                let since = match self.candles {
+                    Some(_) => a.closed?,
+                    None => a.last?.0,
+                };
+                Some((a.id.to_string(), json!(since)))
+            })
             .collect();
         let mut message = json!({ "assetIds": ids });
+        if let Some(interval) = self.candles {
+            message["candles"] = json!(interval.as_str());
+        }
         if !since.is_empty() {
             message["since"] = serde_json::Value::Object(since);
         }
@@ -275,6 +305,26 @@ impl<W: Write> Watcher<W> {
                         asset.on_point(&point);
                     }
                 }
+                Ok(Some(ServerMessage::CandleHistory(history))) => {
+                    if let Some(asset) = self.asset(Some(history.asset_id)) {
+                        for candle in &history.candles {
+                            asset.on_candle(candle);
+                        }
+                    }
+                }
+                Ok(Some(ServerMessage::Candle(live))) => {
+                    if let Some(asset) = self.asset(Some(live.asset_id)) {
+                        asset.on_candle(&WireCandle {
+                            time: live.time,
+                            open: live.open,
+                            high: live.high,
+                            low: live.low,
+                            close: live.close,
+                            count: live.count,
+                            closed: live.closed,
+                        });
+                    }
+                }
                 Ok(Some(ServerMessage::Error(refusal))) => {
                     warn!(code = %refusal.code, error = %refusal.error, "server error");
                 }
@@ -298,6 +348,9 @@ struct AssetWatch<W> {
     /// The newest point printed: where a reconnect resumes (`since`) and the
     /// reference of the next change.
     last: Option<(i64, f64)>,
+    /// The time of the newest closed candle printed (`--candles`): where a
+    /// reconnect resumes.
+    closed: Option<i64>,
 }
 
 impl<W: Write> AssetWatch<W> {
@@ -325,6 +378,30 @@ impl<W: Write> AssetWatch<W> {
         };
         self.write(&line);
         self.last = points.last().copied();
+    }
+
+    /// Prints a closed candle newer than the last printed (a running one,
+    /// `closed:false`, is not printed).
+    fn on_candle(&mut self, candle: &WireCandle) {
+        if !candle.closed || self.closed.is_some_and(|closed| candle.time <= closed) {
+            return;
+        }
+        let line = format!(
+            "{} {} O {} H {} L {} C {} {} ({} points)",
+            format_time(candle.time),
+            self.name,
+            candle.open,
+            candle.high,
+            candle.low,
+            candle.close,
+            self.paint(
+                change(candle.open, candle.close),
+                candle.close - candle.open
+            ),
+            candle.count,
+        );
+        self.write(&line);
+        self.closed = Some(candle.time);
     }
 
     fn on_point(&mut self, point: &WirePoint<'_>) {

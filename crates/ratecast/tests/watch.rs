@@ -112,6 +112,7 @@ async fn watch_follows_several_assets_on_one_connection_and_resumes_each_after_a
         assets: vec!["eurusd".into(), "USDJPY".into()],
         url: format!("ws://{addr}/"),
         color: Color::Never,
+        candles: None,
     };
     let stop = CancellationToken::new();
     let watcher = tokio::spawn(ratecast::watch::run(args, screen.clone(), stop.clone()));
@@ -229,4 +230,67 @@ async fn the_binarys_watch_runs_whatever_serve_settings_its_environment_holds() 
         "{seen:?}"
     );
     assert!(seen[1].contains(" USDJPY "), "{seen:?}");
+}
+
+/// The `(time text, count)` of the closed candle lines of `asset`.
+fn candle_lines(lines: &[String], asset: &str) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .filter(|l| l.contains(&format!(" {asset} O ")))
+        .map(|l| {
+            let time = l.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            let count = l
+                .rsplit('(')
+                .next()
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("a point count in {l:?}"));
+            (time, count)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_candles_prints_each_closed_candle_once_as_it_closes() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (shutdown, server) = start(listener);
+    ratecast_testkit::wait_ready(addr).await;
+    let screen = Screen::default();
+    let args = WatchArgs {
+        assets: vec!["EURUSD".into()],
+        url: format!("ws://{addr}/"),
+        color: Color::Never,
+        candles: Some(ratecast_core::Interval::S5),
+    };
+    let stop = CancellationToken::new();
+    let watcher = tokio::spawn(ratecast::watch::run(args, screen.clone(), stop.clone()));
+    // The closed candles of the simulated 30-minute history come first; then
+    // the simulated rates give a point a second, so a 5-second candle closes
+    // live within a few seconds.
+    let history = screen
+        .wait_for(|l| !candle_lines(l, "EURUSD").is_empty())
+        .await;
+    let printed = candle_lines(&history, "EURUSD").len();
+    let lines = screen
+        .wait_for(|l| candle_lines(l, "EURUSD").len() > printed)
+        .await;
+    let candles = candle_lines(&lines, "EURUSD");
+    assert!(
+        candles.windows(2).all(|w| w[0].0 < w[1].0),
+        "each once, in order: {lines:?}"
+    );
+    for (time, count) in &candles {
+        let seconds: u32 = time[17..19].parse().expect("seconds");
+        assert_eq!(seconds % 5, 0, "aligned to 5 s: {time}");
+        assert!((1..=5).contains(count), "{time}: {count} points");
+    }
+    assert!(
+        lines.iter().all(|l| !l.contains("points from")),
+        "no point history: {lines:?}"
+    );
+    stop.cancel();
+    watcher.await.expect("watch task").expect("watch ran");
+    shutdown.cancel();
+    server.await.expect("task").expect("clean stop");
 }
