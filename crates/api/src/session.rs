@@ -766,8 +766,12 @@ impl Connection<'_> {
         for ((follow, plan), candles) in follows.into_iter().zip(stored) {
             let id = follow.asset.id;
             let after = live_candle::live_after(plan, &candles);
-            let (Some(points), Some(seed)) = (relay.subscribe(hub, id), hub.seed(id, now, after))
-            else {
+            // The receiver first, then the seed: the order the sequence
+            // invariant needs (`crate::hub`).
+            let Some(points) = relay.subscribe(hub, id) else {
+                return self.send_unknown_asset();
+            };
+            let Some(seed) = hub.seed(id, now, after) else {
                 return self.send_unknown_asset();
             };
             let (history, fold) =
