@@ -20,7 +20,7 @@ use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{Shared, live};
+use super::{Framing, Shared, live};
 
 /// The largest slice handed to the dispatcher at once; the server's
 /// `h1_write_buffer_size` is the same, so its write buffer stays under 2 × this.
@@ -47,7 +47,17 @@ impl OutboundBody {
         let state = &mut *state;
         let frame = match state.queue.pop() {
             Some(frame) => Some(frame),
-            None => live::next_point(&mut state.live, &mut state.turn, &self.shared.hub, cx),
+            None => live::next_point(&mut state.live, &mut state.turn, &self.shared.hub, cx).map(
+                |point| match state.framing {
+                    Framing::Websocket => point.frame,
+                    // The id names where the client is in every followed asset,
+                    // this point included.
+                    Framing::Sse => crate::sse::point_event(
+                        &point,
+                        state.live.iter().map(|live| (live.asset, live.last_time)),
+                    ),
+                },
+            ),
         };
         match &frame {
             Some(frame) => crate::metrics::frame_sent(frame.len()),

@@ -76,7 +76,7 @@ pub(super) struct Live {
     pub(super) asset: AssetId,
     points: LivePoints,
     /// The newest time the client has (the subscriber's `last_time`).
-    last_time: Option<i64>,
+    pub(super) last_time: Option<i64>,
     /// The number of the last point the client has (the subscriber's `seq`).
     pub(super) seq: u64,
     /// Catching up from the hub's window after a gap, a chunk at a time.
@@ -103,7 +103,10 @@ impl Joined {
     /// `points` must have been subscribed before the history was taken).
     fn start(self, state: &mut State) -> Live {
         let Self { points, sub } = self;
-        state.queue.push(sub.history);
+        // An SSE stream without a history starts with none.
+        if !sub.history.is_empty() {
+            state.queue.push(sub.history);
+        }
         Live {
             asset: sub.asset.id,
             points: LivePoints::new(points),
@@ -182,12 +185,13 @@ impl Outbound {
 /// (`turn` is the one to ask first, kept between calls): one asset's point,
 /// or after a gap its missed points from the hub's window, a chunk at a time.
 /// `None` when none is ready (each relay will wake `cx`) or nothing is followed.
+/// The body frames it (its websocket frame as is, or an SSE event).
 pub(super) fn next_point(
     lives: &mut Vec<Live>,
     turn: &mut usize,
     hub: &Hub,
     cx: &mut Context<'_>,
-) -> Option<Bytes> {
+) -> Option<PointBytes> {
     let count = lives.len();
     let mut found = None;
     for step in 0..count {
@@ -209,7 +213,7 @@ impl Live {
     /// This asset's next point for the client; after a gap, the missed points
     /// from the hub's window, a chunk at a time. `None` when none is ready (the
     /// relay will wake `cx`) or the hub closed the asset's points (`ended`).
-    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Bytes> {
+    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<PointBytes> {
         loop {
             if let Some(point) = self.backlog.pop_front() {
                 self.last_time = Some(point.time);
@@ -217,7 +221,7 @@ impl Live {
                     // Give back the chunk's room: most connections never lag again.
                     self.backlog = VecDeque::new();
                 }
-                return Some(point.frame);
+                return Some(point);
             }
             if self.catching_up {
                 let chunk = hub.catch_up(self.asset, self.last_time, CATCH_UP_CHUNK)?;
@@ -241,7 +245,7 @@ impl Live {
                     // Live points only move forward, whatever a history held.
                     if self.last_time.is_none_or(|last| point.time > last) {
                         self.last_time = Some(point.time);
-                        return Some(point.frame);
+                        return Some(point);
                     }
                 }
                 // A point was skipped on the way (a ring overflowed).
