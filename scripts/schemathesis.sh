@@ -8,6 +8,11 @@
 # stops the server; exits non-zero when any check fails. Works unattended on a
 # fresh machine with python3 (venv) and cargo.
 #
+# GET /v1/stream (getStream, Server-Sent Events) is excluded: a valid request
+# opens a stream that never ends, so schemathesis would wait on its first
+# answer until its request timeout and report that as a failure. Its error
+# answers and its events are checked by crates/api/tests/sse.rs instead.
+#
 # Env: RATECAST_BIN (default: the debug build), MAX_EXAMPLES (default 100 per
 # operation).
 set -euo pipefail
@@ -75,6 +80,7 @@ spec="$PWD/docs/openapi.yaml"
     --url "http://$addr" \
     --checks "${CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}" \
     --mode all \
+    --exclude-operation-id getStream \
     --max-examples "${MAX_EXAMPLES:-100}" \
     --seed 1 \
     --no-color) || status=$?

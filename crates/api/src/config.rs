@@ -101,6 +101,7 @@ impl ServerArgs {
                 max_queued_bytes: self.max_queued_bytes as usize,
                 rate_per_second: self.rate_limit,
                 rate_burst: self.rate_burst,
+                sse_keepalive: crate::sse::KEEPALIVE,
             },
             workers: self.workers,
             shutdown_timeout: self.shutdown_timeout,

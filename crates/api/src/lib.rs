@@ -19,6 +19,7 @@ pub mod rest;
 pub mod server;
 pub mod service;
 pub mod session;
+pub mod sse;
 pub mod transport;
 pub mod wire;
 

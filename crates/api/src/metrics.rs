@@ -88,6 +88,21 @@ pub fn connections(delta: f64) {
     gauge!("ratecast_ws_connections").increment(delta);
 }
 
+/// SSE streams (`GET /v1/stream`), from their start until they end.
+pub fn sse_connections(delta: f64) {
+    gauge!("ratecast_sse_connections").increment(delta);
+}
+
+/// An SSE stream ended, by reason (`client`, `shutdown`, `slow_consumer`).
+pub fn sse_closed(reason: &'static str) {
+    counter!("ratecast_sse_closes_total", "reason" => reason).increment(1);
+}
+
+/// An SSE stream refused before it started, by reason (`max_connections`).
+pub fn sse_refused(reason: &'static str) {
+    counter!("ratecast_sse_refused_total", "reason" => reason).increment(1);
+}
+
 /// TCP connections, from accept until the socket is closed (what
 /// `MAX_CONNECTIONS` limits).
 pub fn tcp_connections(delta: f64) {

@@ -214,6 +214,12 @@ fn build_server(
             .configure(crate::rest::routes(
                 state.sessions_shared.clone(),
                 state.shutdown.clone(),
+                crate::rest::Streams {
+                    closing: state.closing.clone(),
+                    sessions: state.sessions.clone(),
+                    connections: state.connections.clone(),
+                    max_connections: state.max_connections,
+                },
             ))
     })
 }

@@ -70,6 +70,9 @@ pub struct SessionConfig {
     pub rate_per_second: u32,
     /// …and in a burst. See [`crate::limits`] for bytes and what happens beyond.
     pub rate_burst: u32,
+    /// How often an SSE stream gets a keep-alive comment ([`crate::sse::KEEPALIVE`]
+    /// unless a test sets it; not a flag).
+    pub sse_keepalive: Duration,
 }
 
 impl Default for SessionConfig {
@@ -294,7 +297,7 @@ pub async fn run_session<S, E>(
 /// worker thread wakes once a second for all of its sessions' timers rather
 /// than once per session timer (thousands of wake-ups a second at 19,000
 /// connections, each a context switch). A timer fires at most one step late.
-fn on_the_grid(at: Instant, period: Duration) -> Instant {
+pub(crate) fn on_the_grid(at: Instant, period: Duration) -> Instant {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let epoch = *EPOCH.get_or_init(Instant::now);
     let step = period

@@ -166,6 +166,11 @@ impl ConnectionHandle {
         }
     }
 
+    /// Resolves when the connection has ended (its socket is closed).
+    pub async fn ended(&self) {
+        self.0.ended.cancelled().await;
+    }
+
     /// Waits until the connection has ended, and tears it down if it has not
     /// within `grace`. Called once a close frame is queued.
     pub async fn linger(&self, grace: Duration) {

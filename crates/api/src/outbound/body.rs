@@ -20,7 +20,10 @@ use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use super::{Shared, live};
+use super::{
+    Framing, Shared,
+    live::{self, Outgoing},
+};
 
 /// The largest slice handed to the dispatcher at once; the server's
 /// `h1_write_buffer_size` is the same, so its write buffer stays under 2 × this.
@@ -47,7 +50,22 @@ impl OutboundBody {
         let state = &mut *state;
         let frame = match state.queue.pop() {
             Some(frame) => Some(frame),
-            None => live::next_point(&mut state.live, &mut state.turn, &self.shared.hub, cx),
+            None => live::next_point(&mut state.live, &mut state.turn, &self.shared.hub, cx).map(
+                |next| match (next, state.framing) {
+                    (Outgoing::Point(point), Framing::Websocket) => point.frame,
+                    // The id names where the client is in every followed asset,
+                    // this point included.
+                    (Outgoing::Point(point), Framing::Sse) => crate::sse::point_event(
+                        &point,
+                        state.live.iter().map(|live| (live.asset, live.last_time)),
+                    ),
+                    (Outgoing::Candle(frame), Framing::Websocket) => frame,
+                    // A stream follows points only (`GET /v1/stream` has no
+                    // candles); were it to follow candles, each would be a
+                    // `candle` event of the message object.
+                    (Outgoing::Candle(frame), Framing::Sse) => crate::sse::candle_event(&frame),
+                },
+            ),
         };
         match &frame {
             Some(frame) => crate::metrics::frame_sent(frame.len()),

@@ -76,7 +76,7 @@ pub(super) struct Live {
     pub(super) asset: AssetId,
     points: LivePoints,
     /// The newest time the client has (the subscriber's `last_time`).
-    last_time: Option<i64>,
+    pub(super) last_time: Option<i64>,
     /// The number of the last point the client has (the subscriber's `seq`).
     pub(super) seq: u64,
     /// Catching up from the hub's window after a gap, a chunk at a time.
@@ -120,7 +120,10 @@ impl Joined {
             sub,
             candles,
         } = self;
-        state.queue.push(sub.history);
+        // An SSE stream without a history starts with none.
+        if !sub.history.is_empty() {
+            state.queue.push(sub.history);
+        }
         Live {
             asset: sub.asset.id,
             points: LivePoints::new(points),
@@ -217,16 +220,25 @@ impl Outbound {
     }
 }
 
+/// What a followed asset has for the client next.
+pub(super) enum Outgoing {
+    /// A point, shared by every subscriber of its asset.
+    Point(PointBytes),
+    /// The websocket frame of a `candle` message (an asset followed as candles).
+    Candle(Bytes),
+}
+
 /// The next point for the client from the followed assets, taken in turn
 /// (`turn` is the one to ask first, kept between calls): one asset's point,
 /// or after a gap its missed points from the hub's window, a chunk at a time.
 /// `None` when none is ready (each relay will wake `cx`) or nothing is followed.
+/// The body frames it (a point's websocket frame as is, or an SSE event).
 pub(super) fn next_point(
     lives: &mut Vec<Live>,
     turn: &mut usize,
     hub: &Hub,
     cx: &mut Context<'_>,
-) -> Option<Bytes> {
+) -> Option<Outgoing> {
     let count = lives.len();
     let mut found = None;
     for step in 0..count {
@@ -248,13 +260,13 @@ impl Live {
     /// This asset's next frame for the client: its next point, or when it is
     /// followed as candles, the next candle those points make (or the clock
     /// closes, once no point waits).
-    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Bytes> {
+    fn next(&mut self, hub: &Hub, cx: &mut Context<'_>) -> Option<Outgoing> {
         let Some(mut candles) = self.candles.take() else {
-            return self.next_point(hub, cx).map(|point| point.frame);
+            return self.next_point(hub, cx).map(Outgoing::Point);
         };
         let frame = self.next_candle(&mut candles, hub, cx);
         self.candles = Some(candles);
-        frame
+        frame.map(Outgoing::Candle)
     }
 
     fn next_candle(

@@ -49,6 +49,14 @@ pub use self::{
 use self::{live::Live, queue::Replies, stall::PointsWaiting};
 use crate::hub::Hub;
 
+/// How the body frames live points: as the shared websocket frames, or as
+/// Server-Sent Events around the same point object ([`crate::sse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    Websocket,
+    Sse,
+}
+
 /// The connection ended: its body was dropped, nothing more can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Gone;
@@ -73,6 +81,8 @@ struct State {
     /// When the body last handed the socket a slice: a stall check that finds
     /// it unchanged knows the client has read nothing since.
     last_taken: Instant,
+    /// How live points are framed; everything else is pushed framed already.
+    framing: Framing,
     /// The body's task, woken when a frame is pushed or a subscription starts.
     waker: Option<Waker>,
     /// The body was dropped: the connection is over.
@@ -101,6 +111,12 @@ impl Outbound {
     /// An outbound side whose reply queue holds at most `budget` bytes (more only
     /// for a single frame), catching subscribers up from `hub`.
     pub fn new(budget: usize, hub: Arc<Hub>) -> Self {
+        Self::with_framing(budget, hub, Framing::Websocket)
+    }
+
+    /// An outbound side as [`Outbound::new`]'s whose live points are framed
+    /// by `framing`.
+    pub fn with_framing(budget: usize, hub: Arc<Hub>, framing: Framing) -> Self {
         Self {
             shared: Rc::new(Shared {
                 state: RefCell::new(State {
@@ -108,6 +124,7 @@ impl Outbound {
                     live: Vec::new(),
                     turn: 0,
                     last_taken: Instant::now(),
+                    framing,
                     waker: None,
                     gone: false,
                     closing: false,

@@ -2,7 +2,7 @@
 //! its status code and headers. The codes are the websocket's
 //! [`ErrorCode`] strings where one fits, and a few of the HTTP layer's own
 //! (`not_found`, `method_not_allowed`, `not_ready`, `shutting_down`,
-//! `not_acceptable`). This module does not decide when a request fails; the
+//! `not_acceptable`, `connection_limit`). This module does not decide when a request fails; the
 //! handlers and [`super::json_errors`] do.
 
 use actix_web::{
@@ -40,6 +40,10 @@ pub enum RestError {
     /// Shutdown started: this replica answers nothing new (503 `shutting_down`).
     #[error("shutting down; retry on another replica")]
     ShuttingDown,
+    /// The process holds as many connections as it allows (503
+    /// `connection_limit`): a stream is refused, as a websocket upgrade is.
+    #[error("connection limit reached; try another server or later")]
+    ConnectionLimit,
     /// Every process-wide `history` slot is taken (503 `busy`).
     #[error("the server is answering as many {0} requests as it allows; retry shortly")]
     Busy(&'static str),
@@ -59,6 +63,7 @@ impl RestError {
             Self::NotAcceptable => "not_acceptable",
             Self::NotReady => "not_ready",
             Self::ShuttingDown => "shutting_down",
+            Self::ConnectionLimit => "connection_limit",
             Self::Busy(_) => ErrorCode::Busy.as_str(),
             Self::Unavailable(_) => ErrorCode::Unavailable.as_str(),
         }
@@ -91,9 +96,11 @@ impl ResponseError for RestError {
             Self::UnknownAsset(_) | Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
-            Self::NotReady | Self::ShuttingDown | Self::Busy(_) | Self::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotReady
+            | Self::ShuttingDown
+            | Self::ConnectionLimit
+            | Self::Busy(_)
+            | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -106,7 +113,11 @@ impl ResponseError for RestError {
             Self::MethodNotAllowed(_) => {
                 response.insert_header((header::ALLOW, "GET, HEAD"));
             }
-            Self::NotReady | Self::ShuttingDown | Self::Busy(_) | Self::Unavailable(_) => {
+            Self::NotReady
+            | Self::ShuttingDown
+            | Self::ConnectionLimit
+            | Self::Busy(_)
+            | Self::Unavailable(_) => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             Self::BadRequest(_) | Self::UnknownAsset(_) | Self::NotFound(_) => {}
@@ -151,6 +162,7 @@ mod tests {
             (RestError::NotAcceptable, 406, "not_acceptable"),
             (RestError::NotReady, 503, "not_ready"),
             (RestError::ShuttingDown, 503, "shutting_down"),
+            (RestError::ConnectionLimit, 503, "connection_limit"),
             (RestError::Busy("history"), 503, "busy"),
             (RestError::Unavailable("candles"), 503, "unavailable"),
         ];

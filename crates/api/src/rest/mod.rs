@@ -1,12 +1,13 @@
 //! The read-only HTTP API under `/v1`: `GET /v1/assets`, `/v1/history`,
-//! `/v1/candles` and `/v1/latest` (one file each), their one error shape
+//! `/v1/candles`, `/v1/latest` and the SSE `/v1/stream` (one file each), their one error shape
 //! ([`errors`]), their query strings ([`query`]) and their validators and
 //! freshness ([`cache`]). `docs/openapi.yaml` describes them.
 //!
 //! The scope answers JSON only: every error, actix's own included (an unknown
 //! path, a method other than `GET`/`HEAD`, an encoding that cannot be served),
 //! is `{"error":{"code":…,"message":…}}`. Bodies are gzip-compressed when the
-//! client asks, and every answer says `Vary: Accept-Encoding`. Until this
+//! client asks (never the stream: it is registered before the scope, outside
+//! its compression), and every answer says `Vary: Accept-Encoding`. Until this
 //! replica's window was loaded once, and from the moment shutdown starts, every
 //! `/v1` request is answered 503 with `Retry-After`, as websocket upgrades are.
 //! Plain HTTP connections count against `MAX_CONNECTIONS` in
@@ -20,6 +21,7 @@ mod errors;
 mod history;
 mod latest;
 mod query;
+mod stream;
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ pub use self::{
     cache::{SETTLED_AFTER_SECS, SETTLED_MAX_AGE_SECS},
     errors::RestError,
     history::{HistoryQuery, parse_query},
+    stream::{StreamRequest, Streams, parse_request as parse_stream_request},
 };
 use crate::{history::Answered, session};
 
@@ -68,20 +71,28 @@ impl Rest {
     }
 }
 
-/// Registers the `/v1` scope (for `App::configure`).
+/// Registers the `/v1` scope (for `App::configure`), and before it the SSE
+/// stream, which shares its error shape but not its compression.
 pub fn routes(
     shared: Arc<session::Shared>,
     shutdown: CancellationToken,
+    streams: Streams,
 ) -> impl FnOnce(&mut web::ServiceConfig) {
     move |config| {
-        let rest = Rest {
+        let rest = web::Data::new(Rest {
             assets_body: assets::assets_body(shared.hub.assets()),
             shared,
             shutdown,
-        };
+        });
+        config.service(
+            resource("/v1/stream", stream::get)
+                .app_data(rest.clone())
+                .app_data(web::Data::new(streams))
+                .wrap(from_fn(json_errors)),
+        );
         config.service(
             web::scope("/v1")
-                .app_data(web::Data::new(rest))
+                .app_data(rest)
                 .wrap(Compress::default())
                 .wrap(from_fn(json_errors))
                 .service(resource("/assets", assets::get))

@@ -70,7 +70,7 @@ impl Params {
 }
 
 /// An asset by name, or else by id.
-fn parse_asset(given: Option<&str>, assets: &AssetList) -> Result<Asset, RestError> {
+pub(super) fn parse_asset(given: Option<&str>, assets: &AssetList) -> Result<Asset, RestError> {
     let given = given.filter(|s| !s.is_empty()).ok_or_else(|| {
         bad(
             ErrorCode::InvalidAssetId,
