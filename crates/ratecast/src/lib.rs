@@ -13,10 +13,7 @@ pub mod watch;
 use std::{future::Future, net::TcpListener, sync::Arc};
 
 use ratecast_api::{ReadinessDetail, ServerConfig, StartupError};
-use ratecast_core::{
-    MemoryStore, PointSink, PointStore, StoreError,
-    time::unix_now_secs,
-};
+use ratecast_core::{MemoryStore, PointSink, PointStore, StoreError, time::unix_now_secs};
 use ratecast_fetcher::{
     ConfiguredSource, FetchError, Poller, UpstreamHealth, prepare_mongo, write_buffer,
 };

@@ -5,7 +5,7 @@
 //!
 //! The scope answers JSON only: every error, actix's own included (an unknown
 //! path, a method other than `GET`/`HEAD`, an encoding that cannot be served),
-//! is `{"error":{"code":…,"message":…}}`. Bodies are gzip-compressed when the
+//! is `{"error":{"code":…,"message":…}}`. Bodies are gzip- or br-compressed when the
 //! client asks, and every answer says `Vary: Accept-Encoding`. Until this
 //! replica's window was loaded once, and from the moment shutdown starts, every
 //! `/v1` request is answered 503 with `Retry-After`, as websocket upgrades are.
