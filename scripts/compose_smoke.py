@@ -363,6 +363,104 @@ def check_protocol():
         say(f"live points {live} follow the history without a repeat")
 
 
+def http_get(path, headers=None, timeout=10):
+    """GET through the load balancer: (status, headers, body bytes), errors included."""
+    request = urllib.request.Request(HTTP + path, headers=headers or {})
+    try:
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=timeout) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def sse_events(response, deadline_s):
+    """The events of an open text/event-stream response, as dicts of their fields."""
+    event = {}
+    while True:
+        if time.monotonic() > deadline_s:
+            raise Fail("the event stream stalled")
+        line = response.readline()
+        check(line, "the event stream ended")
+        line = line.decode().rstrip("\r\n")
+        if not line:
+            if event:
+                yield event
+            event = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            event[field] = value[1:] if value.startswith(" ") else value
+
+
+def open_stream(path, last_event_id=None):
+    headers = {"Accept": "text/event-stream"}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    request = urllib.request.Request(HTTP + path, headers=headers)
+    response = urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=15)
+    check(response.status == 200, f"GET {path} answered {response.status}")
+    kind = response.headers.get("Content-Type", "")
+    check(kind.startswith("text/event-stream"), f"GET {path}: Content-Type {kind!r}")
+    return response
+
+
+def check_http_face():
+    """REST, compressed, and Server-Sent Events through the load balancer: the
+    stream's first live point must arrive at once, so nginx does not buffer it."""
+    status, headers, body = http_get("/v1/assets", {"Accept-Encoding": "gzip"})
+    check(status == 200, f"GET /v1/assets answered {status}")
+    check(headers.get("Content-Encoding") in (None, "gzip"), f"GET /v1/assets: {headers.get('Content-Encoding')}")
+    status, _, body = http_get("/v1/latest")
+    check(status == 200, f"GET /v1/latest answered {status}")
+    latest = json.loads(body)["points"]
+    check({p["assetName"] for p in latest} == set(ASSETS), f"/v1/latest: {latest}")
+    now = int(time.time())
+    status, _, body = http_get(f"/v1/candles?asset={ASSET}&interval=1m&from={now - 600}&to={now}")
+    check(status == 200, f"GET /v1/candles answered {status}: {body[:200]!r}")
+    candles = json.loads(body)["candles"]
+    check(candles and not candles[-1]["closed"], f"/v1/candles: no running candle in {candles[-2:]}")
+    say(f"REST: /v1/assets, /v1/latest ({len(latest)} assets), /v1/candles ({len(candles)} 1m candles)")
+
+    names = ",".join(ASSETS[:2])
+    path = f"/v1/stream?assets={names}&history=1"
+    response = open_stream(path)
+    opened = time.monotonic()
+    # Two points a second: four within 10 s. A buffering proxy holds them back until
+    # a buffer (4 or 8 KiB, 25 or more points) fills.
+    deadline = opened + 10
+    histories, points, last_id = 0, [], None
+    try:
+        for event in sse_events(response, deadline):
+            kind = event.get("event", "message")
+            if kind == "asset_history":
+                histories += 1
+            elif kind == "point":
+                point = json.loads(event["data"])
+                check_point(point)
+                points.append(point)
+                last_id = event.get("id", last_id)
+                if len(points) == 4:
+                    break
+    finally:
+        response.close()
+    check(histories == 2, f"{histories} asset_history events for 2 assets")
+    check(last_id, "the stream's points carry no id")
+    first_after = time.monotonic() - opened
+    say(f"SSE: 2 histories and {len(points)} live points in {first_after:.1f} s, last id {last_id!r}")
+    newest = {}
+    for p in points:
+        newest[p["assetId"]] = max(newest.get(p["assetId"], 0), p["time"])
+    # Resume as a browser does: only later points, none repeated.
+    response = open_stream(f"/v1/stream?assets={names}", last_id)
+    try:
+        event = next(e for e in sse_events(response, time.monotonic() + 20) if e.get("event") == "point")
+    finally:
+        response.close()
+    point = json.loads(event["data"])
+    check(point["time"] > newest.get(point["assetId"], 0),
+          f"resumed with Last-Event-ID {last_id!r}, got {point['time']} of asset {point['assetId']} again")
+    say(f"SSE resume with Last-Event-ID: the next point is {point['time']} of asset {point['assetId']}, nothing repeated")
+
+
 def check_scale():
     say("docker compose up -d --scale api=3")
     compose("up", "-d", "--no-recreate", "--scale", "api=3")
@@ -520,6 +618,7 @@ def main():
         ("image sizes", image_sizes),
         ("load balancer paths", check_lb_paths),
         ("protocol through the load balancer", check_protocol),
+        ("REST and Server-Sent Events through the load balancer", check_http_face),
         ("scale the api to 3 replicas", lambda: apis.extend(check_scale())),
         ("kill -9 of an api replica under subscribed clients", lambda: check_crash(apis)),
         ("docker stop of an api replica", lambda: check_stop(apis)),

@@ -101,6 +101,14 @@ fn gunzip(body: &[u8]) -> Vec<u8> {
     out
 }
 
+fn unbrotli(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    brotli::Decompressor::new(body, 4096)
+        .read_to_end(&mut out)
+        .expect("a brotli body");
+    out
+}
+
 /// One point a second of EURUSD and USDJPY in `[from, to)`.
 async fn insert_seconds(server: &ApiServer, from: i64, to: i64) {
     let points: Vec<Point> = (from..to)
@@ -406,41 +414,48 @@ async fn every_bad_request_gets_its_status_and_the_one_error_body() {
 }
 
 #[tokio::test]
-async fn gzip_is_sent_when_asked_and_is_smaller_than_the_same_body_unencoded() {
+async fn gzip_and_br_are_sent_when_asked_and_are_smaller_than_the_same_body_unencoded() {
     let server = ApiServer::start(ASSETS).await;
     let old = unix_now_secs() - 4 * 3600;
     insert_seconds(&server, old, old + 3600).await;
     let path = format!("/v1/history?asset=EURUSD&from={old}&to={}", old + 3599);
     let identity = get(server.addr, &path).await;
-    let gzip = request(
-        server.addr,
-        Method::GET,
-        &path,
-        &[(header::ACCEPT_ENCODING, "gzip")],
-    )
-    .await;
+    let encoded = async |encoding| {
+        let headers = [(header::ACCEPT_ENCODING, encoding)];
+        request(server.addr, Method::GET, &path, &headers).await
+    };
+    let gzip = encoded("gzip").await;
+    let br = encoded("br").await;
+    // A browser's usual header: actix prefers br among equals.
+    let browser = encoded("gzip, deflate, br, zstd").await;
     assert_eq!(identity.header(header::CONTENT_ENCODING), None);
     assert_eq!(gzip.header(header::CONTENT_ENCODING), Some("gzip"));
-    for answer in [&identity, &gzip] {
+    assert_eq!(br.header(header::CONTENT_ENCODING), Some("br"));
+    assert_eq!(browser.header(header::CONTENT_ENCODING), Some("br"));
+    for answer in [&identity, &gzip, &br] {
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.header(header::VARY), Some("accept-encoding"));
     }
     assert_eq!(gunzip(&gzip.body), identity.body, "the same page");
+    assert_eq!(unbrotli(&br.body), identity.body, "the same page");
     assert_eq!(
         identity.json()["points"].as_array().map(Vec::len),
         Some(3600)
     );
     println!(
-        "a 3,600-point page: {} bytes, {} gzipped",
+        "a 3,600-point page: {} bytes, {} gzipped, {} with br",
         identity.body.len(),
-        gzip.body.len()
-    );
-    assert!(
-        gzip.body.len() * 4 < identity.body.len(),
-        "gzip {} vs identity {}",
         gzip.body.len(),
-        identity.body.len()
+        br.body.len()
     );
+    for (name, body) in [("gzip", &gzip.body), ("br", &br.body)] {
+        assert!(
+            body.len() * 4 < identity.body.len(),
+            "{name} {} vs identity {}",
+            body.len(),
+            identity.body.len()
+        );
+    }
     server.stop().await;
 }
 

@@ -2,8 +2,8 @@
 //!
 //! [`run`] picks the store (MongoDB when `MONGO_CONNECTION_URI` is set, the
 //! embedded in-memory store otherwise), starts the poller on the configured
-//! source (the upstream URL, or simulated rates, pre-filled with a full history
-//! window on the memory store) beside the API, and serves until the shutdown
+//! source (the upstream URL, or simulated rates, pre-filled with up to a day of
+//! history on the memory store) beside the API, and serves until the shutdown
 //! token is cancelled. `main.rs` only parses the configuration, binds the
 //! listener and turns signals into that cancellation.
 
@@ -13,10 +13,7 @@ pub mod watch;
 use std::{future::Future, net::TcpListener, sync::Arc};
 
 use ratecast_api::{ReadinessDetail, ServerConfig, StartupError};
-use ratecast_core::{
-    MemoryStore, PointSink, PointStore, StoreError,
-    time::{history_cutoff, unix_now_secs},
-};
+use ratecast_core::{MemoryStore, PointSink, PointStore, StoreError, time::unix_now_secs};
 use ratecast_fetcher::{
     ConfiguredSource, FetchError, Poller, UpstreamHealth, prepare_mongo, write_buffer,
 };
@@ -94,8 +91,18 @@ struct Api {
     metrics: PrometheusHandle,
 }
 
-/// The embedded store: simulated rates are pre-filled with a full history
-/// window, so the first subscriber sees 30 minutes at once.
+/// How far back simulated rates are pre-filled on the embedded store: the
+/// store's retention, at most a day, so a new client gets a full 30-minute
+/// history and the candle ranges of the chart page up to a day have data.
+const SIMULATED_PREFILL_MAX_SECS: i64 = 86_400;
+
+/// Simulated points are generated and stored an hour at a time, so the
+/// pre-fill never holds more than an hour of them beside the store.
+const PREFILL_CHUNK_SECS: i64 = 3_600;
+
+/// The embedded store: simulated rates are pre-filled with up to a day of
+/// history (the retention, if shorter), so the first subscriber sees 30
+/// minutes at once and the chart's candle ranges are not empty.
 async fn run_in_memory(
     config: Config,
     source: ConfiguredSource,
@@ -107,11 +114,20 @@ async fn run_in_memory(
     let store = MemoryStore::new(config.assets.list.clone(), retention);
     if let ConfiguredSource::Simulated(simulated) = &source {
         let now = unix_now_secs();
-        let history = simulated.backfill(&config.assets.list, history_cutoff(now), now);
-        store.insert(&history).await.map_err(RunError::Prefill)?;
+        let span = retention.clamp(1, SIMULATED_PREFILL_MAX_SECS);
+        let mut stored = 0;
+        let mut from = now - span + 1;
+        while from <= now {
+            let to = (from + PREFILL_CHUNK_SECS - 1).min(now);
+            let points = simulated.backfill(&config.assets.list, from, to);
+            store.insert(&points).await.map_err(RunError::Prefill)?;
+            stored += points.len();
+            from = to + 1;
+        }
         info!(
-            points = history.len(),
-            "pre-filled the last 30 minutes with simulated rates"
+            points = stored,
+            seconds = span,
+            "pre-filled the simulated rates' history"
         );
     }
     fetcher.spawn_poller(source, store.clone(), &config);

@@ -53,7 +53,7 @@ pub fn history_cache_control(to: i64, now: i64) -> String {
 }
 
 /// A weak validator of `body`: equal bodies, equal tags. Weak, because the same
-/// tag names the identity and the gzip form of the body. The hash is the
+/// tag names the identity, gzip and br forms of the body. The hash is the
 /// standard library's (fixed keys), stable across the replicas of one build.
 pub fn etag(body: &[u8]) -> String {
     let mut hasher = DefaultHasher::new();

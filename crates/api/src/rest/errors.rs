@@ -32,7 +32,7 @@ pub enum RestError {
     #[error("{0} is not allowed here; use GET")]
     MethodNotAllowed(String),
     /// None of the encodings the client accepts can be served (406).
-    #[error("none of the accepted encodings can be served; accept identity or gzip")]
+    #[error("none of the accepted encodings can be served; accept identity, gzip or br")]
     NotAcceptable,
     /// The history window has not been loaded yet (503 `not_ready`).
     #[error("starting: history window not loaded yet")]

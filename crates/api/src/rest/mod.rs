@@ -5,9 +5,9 @@
 //!
 //! The scope answers JSON only: every error, actix's own included (an unknown
 //! path, a method other than `GET`/`HEAD`, an encoding that cannot be served),
-//! is `{"error":{"code":…,"message":…}}`. Bodies are gzip-compressed when the
-//! client asks (never the stream: it is registered before the scope, outside
-//! its compression), and every answer says `Vary: Accept-Encoding`. Until this
+//! is `{"error":{"code":…,"message":…}}`. Bodies are gzip- or br-compressed
+//! when the client asks (never the stream: it is registered before the scope,
+//! outside its compression), and every answer says `Vary: Accept-Encoding`. Until this
 //! replica's window was loaded once, and from the moment shutdown starts, every
 //! `/v1` request is answered 503 with `Retry-After`, as websocket upgrades are.
 //! Plain HTTP connections count against `MAX_CONNECTIONS` in

@@ -4,7 +4,7 @@
 // Run: scripts/browser-test.sh (installs chromium and the npm packages, builds the
 // binary), or `node --test` here once they exist. Env: RATECAST_BIN (default
 // target/debug/ratecast), CHROMIUM (default /usr/bin/chromium).
-// Writes docs/img/chart.png, the README's screenshot.
+// Writes docs/img/chart.png and docs/img/candles.png, the README's screenshots.
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -19,6 +19,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 const BIN = process.env.RATECAST_BIN || path.join(root, "target/debug/ratecast");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCREENSHOT = path.join(root, "docs/img/chart.png");
+const CANDLES_SCREENSHOT = path.join(root, "docs/img/candles.png");
 const DEFAULT_ASSETS = ["EURUSD", "USDJPY", "GBPUSD", "AUDUSD", "USDCAD"];
 const WINDOW_SECS = 1800;
 const FULL = WINDOW_SECS - 30; // "about 1800": a busy machine may skip a tick or two
@@ -26,7 +27,8 @@ const FULL = WINDOW_SECS - 30; // "about 1800": a busy machine may skip a tick o
 let server;  // { child, port, log }
 let context; // the browser, with a fresh profile
 let profile;
-let page;    // the page every test but the error one looks at
+let page;    // the page most tests look at
+let sockets = 0; // websockets `page` opened
 
 // ---- the server -----------------------------------------------------------------
 
@@ -120,6 +122,32 @@ function serverTimes(assetId) {
   }), assetId);
 }
 
+/** GET /v1/candles, from the test (not the page): the HTTP answer a chart must agree with. */
+async function httpCandles(asset, interval, from, to) {
+  const url = `http://127.0.0.1:${server.port}/v1/candles?asset=${asset}&interval=${interval}&from=${from}&to=${to}`;
+  const response = await fetch(url);
+  assert.equal(response.status, 200, `GET ${url}`);
+  return (await response.json()).candles;
+}
+
+/** Every asset the page follows is live with about a full window. */
+function everyAssetFull(s, full) {
+  const all = Object.values(s.followed);
+  return all.length === 5 && all.every((a) => a.live && a.points >= full);
+}
+
+/** Where the page and a fresh subscriber overlap, they hold the same seconds of `assetId`. */
+async function assertSameSeconds(p, assetId) {
+  const mine = await p.evaluate((id) => window.ratecast.times(id), assetId);
+  const truth = await serverTimes(assetId);
+  assertAscending(mine);
+  const from = Math.max(mine[0], truth[0]);
+  const to = Math.min(mine.at(-1), truth.at(-1));
+  assert.ok(to - from > WINDOW_SECS - 60, `asset ${assetId}: the two views overlap on most of the window`);
+  const inRange = (times) => times.filter((t) => t >= from && t <= to);
+  assert.deepEqual(inRange(mine), inRange(truth), `asset ${assetId}: no hole, no duplicate`);
+}
+
 // ---- setup ----------------------------------------------------------------------
 
 before(async () => {
@@ -140,6 +168,7 @@ before(async () => {
   });
   page = context.pages()[0] || (await context.newPage());
   page.on("pageerror", (error) => { console.error("page error:", error); });
+  page.on("websocket", () => { sockets++; });
 });
 
 after(async () => {
@@ -157,6 +186,18 @@ test("the page connects to the websocket of its own origin and lists the five de
   assert.deepEqual(await page.locator("#asset option").allTextContents(), DEFAULT_ASSETS);
   assert.ok(await page.getByLabel("Asset").isEnabled(), "the picker is usable");
   assert.equal(await page.locator("#status-text").textContent(), "Live");
+  assert.equal(s.transport, "ws");
+});
+
+test("the page follows every asset on one websocket: all five tiles are live", async () => {
+  const s = await waitForState(everyAssetFull, FULL, "every asset's history is loaded");
+  assert.equal(sockets, 1, "one connection for five assets");
+  const tiles = await page.locator("#tiles .tile").allTextContents();
+  assert.equal(tiles.length, 5);
+  DEFAULT_ASSETS.forEach((name, i) => assert.match(tiles[i], new RegExp(`^${name}\\d[\\d.,]*[▲▼■] [+-]?\\d+\\.\\d\\d%$`), `tile ${name}: ${tiles[i]}`));
+  const later = await waitForState((s, before) => Object.entries(s.followed).every(([name, a]) => a.lastTime > before[name].lastTime),
+    s.followed, "every asset gains a point", 20_000);
+  assert.equal(later.status, "live");
 });
 
 test("the chart holds the last 30 minutes once loaded", async () => {
@@ -179,7 +220,8 @@ test("the chart gains points every second", async () => {
   assert.ok(s.lastTime - s.firstTime < WINDOW_SECS, "old points leave the window");
 });
 
-test("switching asset subscribes again and redraws from the new history", async () => {
+test("switching asset redraws from the points already held, on the same connection", async () => {
+  const opened = sockets;
   await page.getByLabel("Asset").selectOption({ label: "USDJPY" });
   const s = await waitForState((s, full) => s.assetId === 2 && s.points >= full && s.drawn.assetId === 2 && s.drawn.points === s.points,
     FULL, "USDJPY's history is loaded and drawn");
@@ -189,24 +231,69 @@ test("switching asset subscribes again and redraws from the new history", async 
   assert.ok(value > 50, `the value shown is USDJPY's (${value}), not EURUSD's`);
   await waitForState((s, t) => s.lastTime > t, s.lastTime, "USDJPY points keep coming", 20_000);
   assertAscending(await page.evaluate(() => window.ratecast.times()));
+  assert.equal(sockets, opened, "switching needs no new connection");
+  await page.locator('#tiles .tile[data-id="3"]').click();
+  await waitForState((s) => s.assetName === "GBPUSD" && s.drawn.assetId === 3, null, "a tile switches the chart too");
+  assert.equal(await page.getByLabel("Asset").inputValue(), "3");
+  await page.getByLabel("Asset").selectOption({ label: "USDJPY" });
 });
 
-test("after the connection drops, the page reconnects with since and the chart stays continuous", async () => {
+test("after the connection drops, the page reconnects with since per asset and every asset stays continuous", async () => {
   const before = await state();
   await page.evaluate(() => window.ratecast.dropConnection());
   await waitForState((s) => s.status === "reconnecting", null, "the indicator says reconnecting", 10_000);
   const s = await waitForState((s, t) => s.connected && s.lastTime >= t + 3, before.lastTime,
     "the page is live again and gains points", 30_000);
   assert.equal(s.assetId, before.assetId, "still the same asset");
-  // No duplicate and no hole: where the page and a fresh subscriber overlap, they hold the same seconds.
-  const mine = await page.evaluate(() => window.ratecast.times());
-  const truth = await serverTimes(s.assetId);
-  assertAscending(mine);
-  const from = Math.max(mine[0], truth[0]);
-  const to = Math.min(mine.at(-1), truth.at(-1));
-  assert.ok(to - from > WINDOW_SECS - 60, "the two views overlap on most of the window");
-  const inRange = (times) => times.filter((t) => t >= from && t <= to);
-  assert.deepEqual(inRange(mine), inRange(truth));
+  // No duplicate and no hole, for every asset: each resumed with its own `since`.
+  await waitForState((s, t) => Object.values(s.followed).every((a) => a.live && a.lastTime >= t + 2), before.lastTime,
+    "every asset is live again", 20_000);
+  for (let id = 1; id <= 5; id++) await assertSameSeconds(page, id);
+});
+
+test("the 1 d range draws 15-minute candles that agree with GET /v1/candles and keep moving", async () => {
+  await page.getByLabel("Asset").selectOption({ label: "EURUSD" });
+  await page.getByRole("button", { name: "1 d" }).click();
+  // The all-in-one pre-fills a day of simulated rates: 96 quarter hours, and the running one.
+  const s = await waitForState((s) => s.range === "1d" && s.candles >= 96 && s.drawn.candles === s.candles, null,
+    "a day of 15-minute candles is drawn");
+  assert.equal(s.interval, "15m");
+  const mine = await page.evaluate(() => window.ratecast.candles());
+  for (let i = 1; i < mine.length; i++) assert.equal(mine[i].time - mine[i - 1].time, 900, "one candle per quarter hour, no gap");
+  assert.ok(mine.slice(0, -1).every((c) => c.closed), "every candle but the newest is closed");
+  assert.equal(mine.at(-1).closed, false, "the newest one is running");
+  const http = await httpCandles("EURUSD", "15m", mine[0].time, mine.at(-1).time);
+  const closedHttp = http.filter((c) => c.closed);
+  const closedMine = mine.filter((c) => c.closed);
+  assert.ok(closedMine.length >= 95);
+  assert.deepEqual(closedMine, closedHttp.slice(-closedMine.length), "each closed candle's OHLC and count equal the HTTP answer");
+  const running = http.at(-1);
+  assert.equal(mine.at(-1).time, running.time);
+  assert.equal(mine.at(-1).open, running.open, "the running candle opened where the store says");
+  // Continuing live: the running candle takes the new points.
+  const later = await waitForState((s, count) => s.drawn.lastCandle && s.drawn.lastCandle.count >= count + 3, mine.at(-1).count,
+    "the running candle gains points", 20_000);
+  assert.equal(later.range, "1d");
+  await mkdir(path.dirname(CANDLES_SCREENSHOT), { recursive: true });
+  await page.locator("main").screenshot({ path: CANDLES_SCREENSHOT });
+});
+
+test("the 6 h and 1 w ranges, then back to 30 minutes with no hole", async () => {
+  await page.getByRole("button", { name: "6 h" }).click();
+  let s = await waitForState((s) => s.range === "6h" && s.candles >= 72 && s.drawn.candles === s.candles, null, "six hours of 5-minute candles");
+  assert.equal(s.interval, "5m");
+  await page.getByRole("button", { name: "1 w" }).click();
+  // A week of hourly candles reaches back as far as the store keeps points: a day here.
+  s = await waitForState((s) => s.range === "1w" && s.candles >= 24 && s.drawn.candles === s.candles, null, "hourly candles");
+  assert.equal(s.interval, "1h");
+  const mine = await page.evaluate(() => window.ratecast.candles());
+  const http = await httpCandles("EURUSD", "1h", mine[0].time, mine.at(-1).time);
+  assert.deepEqual(mine.filter((c) => c.closed), http.filter((c) => c.closed).slice(-mine.filter((c) => c.closed).length));
+  await page.getByRole("button", { name: "30 min" }).click();
+  s = await waitForState((s, full) => s.range === "live" && s.points >= full && s.drawn.points === s.points && s.drawn.range === "live", FULL,
+    "the 30-minute chart again");
+  await waitForState((s, t) => s.lastTime > t, s.lastTime, "points keep coming", 20_000);
+  await assertSameSeconds(page, 1);
 });
 
 test("the screenshot shows a full chart", async () => {
@@ -226,7 +313,7 @@ test("an error frame is shown calmly and the page stays connected", async () => 
       const upstream = ws.connectToServer();
       ws.onMessage((text) => {
         const frame = JSON.parse(text);
-        if (frame.action === "subscribe") frame.message.assetId = 99;
+        if (frame.action === "subscribe") frame.message = { assetIds: [99] };
         upstream.send(JSON.stringify(frame));
       });
     });
@@ -242,6 +329,52 @@ test("an error frame is shown calmly and the page stays connected", async () => 
   }
 });
 
+test("with ?transport=sse the page runs on Server-Sent Events: every asset, no websocket, candles too", async () => {
+  const other = await context.newPage();
+  let opened = 0;
+  other.on("websocket", () => { opened++; });
+  try {
+    await other.goto(`http://127.0.0.1:${server.port}/?transport=sse#USDJPY`);
+    const s = await waitForState(everyAssetFull, FULL, "every asset's history arrives over SSE", 30_000, other);
+    assert.equal(s.transport, "sse");
+    assert.equal(s.assetName, "USDJPY");
+    assert.match(await other.locator("#transport").textContent(), /Server-Sent Events/);
+    await waitForState((s, t) => s.lastTime >= t + 3 && s.drawn.lastTime === s.lastTime, s.lastTime, "live points arrive and are drawn", 20_000, other);
+    await other.evaluate(() => window.ratecast.dropConnection());
+    const back = await waitForState((s, t) => s.connected && Object.values(s.followed).every((a) => a.live && a.lastTime >= t + 2), s.lastTime,
+      "live again after the drop", 30_000, other);
+    assert.equal(back.transport, "sse");
+    for (let id = 1; id <= 5; id++) await assertSameSeconds(other, id);
+    await other.getByRole("button", { name: "1 d" }).click();
+    const c = await waitForState((s) => s.candles >= 96 && s.drawn.candles === s.candles, null, "candles over HTTP", 30_000, other);
+    assert.equal(c.interval, "15m");
+    const mine = await other.evaluate(() => window.ratecast.candles());
+    const http = await httpCandles("USDJPY", "15m", mine[0].time, mine.at(-1).time);
+    assert.deepEqual(mine.filter((x) => x.closed), http.filter((x) => x.closed).slice(-mine.filter((x) => x.closed).length));
+    await waitForState((s, count) => s.drawn.lastCandle && s.drawn.lastCandle.count >= count + 2, mine.at(-1).count,
+      "the running candle keeps moving", 20_000, other);
+    assert.equal(opened, 0, "no websocket was opened");
+  } finally {
+    await other.close();
+  }
+});
+
+test("when a proxy drops websockets the page falls back to Server-Sent Events by itself", async () => {
+  const other = await context.newPage();
+  try {
+    // Every websocket is accepted by the route and closed at once, before a frame.
+    await other.routeWebSocket(/.*/, (ws) => { ws.close({ code: 1008, reason: "no websockets here" }); });
+    await other.goto(`http://127.0.0.1:${server.port}/`);
+    const s = await waitForState((s, full) => s.transport === "sse" && s.connected && s.points >= full, FULL,
+      "the page falls back and loads its history", 30_000, other);
+    assert.equal(s.assetName, "EURUSD");
+    await other.locator("#notice").waitFor({ state: "visible", timeout: 5_000 });
+    assert.match(await other.locator("#notice-text").textContent(), /Server-Sent Events/);
+  } finally {
+    await other.close();
+  }
+});
+
 test("after the server restarts on the same port, the page reconnects by itself", async () => {
   const before = await waitForState((s) => s.connected && s.points > 0, null, "the page is live");
   const port = server.port;
@@ -252,5 +385,6 @@ test("after the server restarts on the same port, the page reconnects by itself"
   const s = await waitForState((s, t) => s.connected && s.lastTime >= t + 2, before.lastTime,
     "the page is live again on the restarted server", 45_000);
   assert.equal(s.assetName, before.assetName);
+  assert.equal(s.transport, "ws", "a server that was down is no reason to leave websockets");
   assertAscending(await page.evaluate(() => window.ratecast.times()));
 });
