@@ -1,4 +1,4 @@
-# Shared by scripts/bench.sh and scripts/bench-backlog.sh (sourced, not run):
+# Shared by scripts/bench.sh, scripts/bench-backlog.sh and scripts/bench-multi.sh (sourced, not run):
 # the machine description of a run, and stopping the server under test.
 
 # Writes what the numbers depend on to $1/machine.txt (and shows it).

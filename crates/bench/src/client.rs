@@ -1,9 +1,13 @@
 //! One simulated subscriber: connect from its own source address, subscribe,
 //! check the history, then take live points until the generator stops it. An
 //! idle client (`--idle`) skips the subscribe and only reads (answering pings).
+//! A client follows one asset (the seed's `subscribe` with `assetId`) or
+//! several on its one connection (`subscribe` with `assetIds`, for
+//! `ratecast-bench multi`); it then waits for one history per asset.
 //!
-//! A client is one lightweight task holding its websocket and a
-//! [`ClientOutcome`] (a few words). It reads only what the checks need (see
+//! A client is one lightweight task holding its websocket and one
+//! [`ClientOutcome`] (a few words) per asset it follows, so the verdict judges
+//! each asset's stream on its own. It reads only what the checks need (see
 //! [`super::frames`]), reports each live point's arrival to the shared
 //! [`Arrivals`] table and bumps shared counters for the progress lines; it keeps
 //! no per-point state of its own. Websocket pings are answered by tungstenite
@@ -65,6 +69,9 @@ pub struct Shared {
     pub idle: bool,
     /// The backlog flush being measured (`--expect-backlog`).
     pub catch_up: Option<CatchUp>,
+    /// The ids of the `assets` reply, in its order: a [`Plan`] names assets by
+    /// their index in it.
+    pub asset_ids: Vec<u32>,
 }
 
 /// Running totals, read by the progress lines and the report.
@@ -79,6 +86,7 @@ pub struct Counters {
     pub settled: AtomicU64,
     /// Connections open now.
     pub open: AtomicU64,
+    /// Live points received (of every asset, on every connection).
     pub live_points: AtomicU64,
     /// Connections lost after their history, before the stop.
     pub dropped: AtomicU64,
@@ -100,37 +108,62 @@ impl Shared {
 /// Which socket a client opens and what it subscribes to.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
-    /// Index of the asset in the `assets` reply.
+    /// Index in the `assets` reply of the (first) asset followed.
     pub asset: usize,
-    pub asset_id: u32,
+    /// Assets followed on the one connection: `asset` and the ones after it in
+    /// the `assets` reply (wrapping round), at least 1 and at most all. One is
+    /// subscribed with `assetId` (the seed's message), several with `assetIds`.
+    pub count: usize,
     /// Source address to bind, or `None` to let the kernel choose.
     pub source: Option<Ipv4Addr>,
 }
 
-/// Runs one client to its end and returns what it saw.
-pub async fn run_client(plan: Plan, shared: Arc<Shared>) -> ClientOutcome {
-    let mut outcome = ClientOutcome::new(plan.asset);
+impl Plan {
+    /// The indices (in the `assets` reply of `assets` assets) of the assets
+    /// followed, in the order they are subscribed.
+    pub fn assets(&self, assets: usize) -> impl Iterator<Item = usize> + use<> {
+        let (first, count) = (self.asset, self.count.clamp(1, assets.max(1)));
+        (0..count).map(move |i| (first + i) % assets.max(1))
+    }
+}
+
+/// Runs one client to its end and returns what it saw: one outcome per asset
+/// followed, in the order of [`Plan::assets`].
+pub async fn run_client(plan: Plan, shared: Arc<Shared>) -> Vec<ClientOutcome> {
+    let mut outcomes: Vec<ClientOutcome> = plan
+        .assets(shared.asset_ids.len())
+        .map(ClientOutcome::new)
+        .collect();
     let ws = match tokio::time::timeout(shared.connect_timeout, connect(&plan, &shared)).await {
         Ok(Ok(ws)) => ws,
-        Ok(Err(error)) => return connect_failed(outcome, &shared, error),
-        Err(_) => return connect_failed(outcome, &shared, "timed out".to_owned()),
+        Ok(Err(error)) => return connect_failed(outcomes, &shared, error),
+        Err(_) => return connect_failed(outcomes, &shared, "timed out".to_owned()),
     };
     shared.counters.connected.fetch_add(1, Ordering::Relaxed);
     shared.counters.open.fetch_add(1, Ordering::Relaxed);
-    outcome.end = drive(ws, &plan, &shared, &mut outcome).await;
+    let end = drive(ws, &shared, &mut outcomes).await;
     shared.counters.open.fetch_sub(1, Ordering::Relaxed);
-    outcome
+    for outcome in &mut outcomes {
+        outcome.end = end.clone();
+    }
+    outcomes
 }
 
-fn connect_failed(mut outcome: ClientOutcome, shared: &Shared, error: String) -> ClientOutcome {
+fn connect_failed(
+    mut outcomes: Vec<ClientOutcome>,
+    shared: &Shared,
+    error: String,
+) -> Vec<ClientOutcome> {
     shared
         .counters
         .connect_errors
         .fetch_add(1, Ordering::Relaxed);
     shared.counters.settled.fetch_add(1, Ordering::Relaxed);
     shared.note_error("connect", &error);
-    outcome.end = End::Failed(error);
-    outcome
+    for outcome in &mut outcomes {
+        outcome.end = End::Failed(error.clone());
+    }
+    outcomes
 }
 
 async fn connect(plan: &Plan, shared: &Shared) -> Result<WebSocketStream<TcpStream>, String> {
@@ -159,37 +192,35 @@ async fn connect(plan: &Plan, shared: &Shared) -> Result<WebSocketStream<TcpStre
     Ok(ws)
 }
 
-/// Subscribes, waits for the history, then takes live points until stopped.
+/// Subscribes, waits for the histories, then takes live points until stopped.
+/// `outcomes` holds one outcome per asset followed (at least one).
 async fn drive(
     mut ws: WebSocketStream<TcpStream>,
-    plan: &Plan,
     shared: &Shared,
-    outcome: &mut ClientOutcome,
+    outcomes: &mut [ClientOutcome],
 ) -> End {
     let counters = &shared.counters;
     if shared.idle {
         counters.settled.fetch_add(1, Ordering::Relaxed);
     } else {
-        let history = receive_history(&mut ws, plan, shared).await;
+        let histories = receive_histories(&mut ws, shared, outcomes).await;
         counters.settled.fetch_add(1, Ordering::Relaxed);
-        match history {
-            Ok(scan) => {
-                counters.histories.fetch_add(1, Ordering::Relaxed);
-                if let (Some(catch_up), Some(last)) = (&shared.catch_up, scan.last) {
-                    catch_up.on_history(last);
-                    let age = unix_now_secs().saturating_sub(last);
-                    outcome.history_allowance = usize::try_from(age).unwrap_or(0);
-                }
-                outcome.history = Some(scan);
-            }
-            Err(reason) => {
-                counters.history_failures.fetch_add(1, Ordering::Relaxed);
-                shared.note_error("history", &reason);
-                return End::Failed(reason);
+        if let Err(reason) = histories {
+            counters.history_failures.fetch_add(1, Ordering::Relaxed);
+            shared.note_error("history", &reason);
+            return End::Failed(reason);
+        }
+        counters.histories.fetch_add(1, Ordering::Relaxed);
+        for outcome in outcomes.iter_mut() {
+            if let (Some(catch_up), Some(last)) =
+                (&shared.catch_up, outcome.history.and_then(|h| h.last))
+            {
+                catch_up.on_history(last);
+                let age = unix_now_secs().saturating_sub(last);
+                outcome.history_allowance = usize::try_from(age).unwrap_or(0);
             }
         }
     }
-    let history_last = outcome.history.and_then(|h| h.last);
     let end = loop {
         let message = tokio::select! {
             biased;
@@ -199,17 +230,7 @@ async fn drive(
         let at = shared.arrivals.now_us();
         match message {
             Some(Ok(Message::Text(text))) => match frames::kind(&text) {
-                Kind::Point => match frames::live_point(&text) {
-                    Some(point) if !shared.idle && point.asset_id == plan.asset_id => {
-                        counters.live_points.fetch_add(1, Ordering::Relaxed);
-                        outcome.take_live(point.time);
-                        if let (Some(catch_up), Some(last)) = (&shared.catch_up, history_last) {
-                            catch_up.on_live(last, &mut outcome.catch_up, point.time, at);
-                        }
-                        shared.arrivals.record(plan.asset, point.time, at);
-                    }
-                    _ => outcome.foreign += 1,
-                },
+                Kind::Point => take_point(shared, outcomes, &text, at),
                 Kind::Error => {
                     counters.error_frames.fetch_add(1, Ordering::Relaxed);
                     shared.note_error("error frame", text.as_str());
@@ -232,8 +253,12 @@ async fn drive(
         End::Dropped(reason) => {
             counters.dropped.fetch_add(1, Ordering::Relaxed);
             shared.note_error("dropped", reason);
-            if let (Some(catch_up), Some(last)) = (&shared.catch_up, history_last) {
-                catch_up.on_dropped(last, &outcome.catch_up);
+            for outcome in outcomes.iter() {
+                if let (Some(catch_up), Some(last)) =
+                    (&shared.catch_up, outcome.history.and_then(|h| h.last))
+                {
+                    catch_up.on_dropped(last, &outcome.catch_up);
+                }
             }
         }
         End::Stopped => {
@@ -245,22 +270,67 @@ async fn drive(
     end
 }
 
-/// Sends `subscribe` and waits for the complete `asset_history`.
-async fn receive_history(
+/// One live `point` frame, received at `at`: it goes to the outcome of its
+/// asset; a point of an asset not followed (or of any asset on an idle
+/// client) is foreign.
+fn take_point(shared: &Shared, outcomes: &mut [ClientOutcome], text: &str, at: u64) {
+    let followed = frames::live_point(text)
+        .filter(|_| !shared.idle)
+        .and_then(|point| {
+            let index = outcomes
+                .iter()
+                .position(|o| shared.asset_ids.get(o.asset) == Some(&point.asset_id))?;
+            Some((point, index))
+        });
+    let Some((point, index)) = followed else {
+        if let Some(first) = outcomes.first_mut() {
+            first.foreign += 1;
+        }
+        return;
+    };
+    let outcome = &mut outcomes[index];
+    shared.counters.live_points.fetch_add(1, Ordering::Relaxed);
+    outcome.take_live(point.time);
+    if let (Some(catch_up), Some(last)) = (&shared.catch_up, outcome.history.and_then(|h| h.last)) {
+        catch_up.on_live(last, &mut outcome.catch_up, point.time, at);
+    }
+    shared.arrivals.record(outcome.asset, point.time, at);
+}
+
+/// The `subscribe` of the assets of `outcomes`: the seed's (`assetId`) for
+/// one, `assetIds` for several.
+pub fn subscribe_frame(asset_ids: &[u32]) -> String {
+    match asset_ids {
+        [one] => format!(r#"{{"action":"subscribe","message":{{"assetId":{one}}}}}"#),
+        many => {
+            let ids: Vec<String> = many.iter().map(u32::to_string).collect();
+            format!(
+                r#"{{"action":"subscribe","message":{{"assetIds":[{}]}}}}"#,
+                ids.join(",")
+            )
+        }
+    }
+}
+
+/// Sends `subscribe` and waits for one complete `asset_history` per asset, in
+/// the order subscribed (as the protocol promises); each goes to its asset's
+/// outcome. The time to history is to the last of them.
+async fn receive_histories(
     ws: &mut WebSocketStream<TcpStream>,
-    plan: &Plan,
     shared: &Shared,
-) -> Result<frames::HistoryScan, String> {
-    let subscribe = format!(
-        r#"{{"action":"subscribe","message":{{"assetId":{}}}}}"#,
-        plan.asset_id
-    );
-    ws.send(Message::text(subscribe))
+    outcomes: &mut [ClientOutcome],
+) -> Result<(), String> {
+    let ids: Vec<u32> = outcomes
+        .iter()
+        .map(|o| shared.asset_ids.get(o.asset).copied().unwrap_or_default())
+        .collect();
+    ws.send(Message::text(subscribe_frame(&ids)))
         .await
         .map_err(|e| format!("subscribe not sent: {e}"))?;
     let sent = Instant::now();
     let deadline = sent + shared.history_timeout;
-    loop {
+    let mut received = 0;
+    while received < outcomes.len() {
         let message = tokio::select! {
             biased;
             () = shared.stop.cancelled() => return Err("stopped before the history came".into()),
@@ -272,10 +342,15 @@ async fn receive_history(
         match message {
             Some(Ok(Message::Text(text))) => match frames::kind(&text) {
                 Kind::AssetHistory => {
-                    let took = sent.elapsed();
-                    lock(&shared.time_to_history)
-                        .record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
-                    return Ok(frames::scan_history(&text));
+                    let scan = frames::scan_history(&text);
+                    let expected = ids[received];
+                    if let Some(other) = scan.asset_id.filter(|&id| id != expected) {
+                        return Err(format!(
+                            "an asset_history of asset {other} where asset {expected}'s was due"
+                        ));
+                    }
+                    outcomes[received].history = Some(scan);
+                    received += 1;
                 }
                 Kind::Error => {
                     shared.counters.error_frames.fetch_add(1, Ordering::Relaxed);
@@ -293,5 +368,39 @@ async fn receive_history(
             Some(Err(error)) => return Err(error.to_string()),
             None => return Err("connection ended".to_owned()),
         }
+    }
+    let took = sent.elapsed();
+    lock(&shared.time_to_history).record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_asset_is_subscribed_with_the_seeds_message_and_several_with_asset_ids() {
+        assert_eq!(
+            subscribe_frame(&[3]),
+            r#"{"action":"subscribe","message":{"assetId":3}}"#
+        );
+        assert_eq!(
+            subscribe_frame(&[1, 2, 5]),
+            r#"{"action":"subscribe","message":{"assetIds":[1,2,5]}}"#
+        );
+    }
+
+    #[test]
+    fn a_plan_follows_its_asset_and_the_ones_after_it_wrapping_round() {
+        let plan = |asset, count| Plan {
+            asset,
+            count,
+            source: None,
+        };
+        assert_eq!(plan(3, 1).assets(5).collect::<Vec<_>>(), [3]);
+        assert_eq!(plan(0, 5).assets(5).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(plan(3, 3).assets(5).collect::<Vec<_>>(), [3, 4, 0]);
+        assert_eq!(plan(0, 9).assets(5).count(), 5, "at most every asset");
+        assert_eq!(plan(0, 0).assets(5).count(), 1, "at least one");
     }
 }

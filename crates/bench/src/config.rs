@@ -26,6 +26,8 @@ use crate::attack::Attack;
         broadcast server, so both can be measured with the same generator. \
         `backlog-server` runs the real ratecast API over an in-memory store that flushes a \
         backlog of buffered points in one insert, as a fetcher does after a store outage. \
+        `multi` measures N clients following every asset on one connection against N x 5 \
+        single-asset connections, in one run. \
         `table` and `compare` render saved JSON reports. \
         See docs/benchmarks.md, scripts/bench.sh and scripts/bench-backlog.sh."
 )]
@@ -65,6 +67,18 @@ pub enum Command {
     /// store holding the full day, in one run: time to the last page and bytes,
     /// both ways, judged against issue 18's targets (>= 20x fewer bytes, faster).
     Candles(crate::candles::CandlesBenchConfig),
+    /// Issue 19's comparison, in one run against one server: phase A, N clients
+    /// each following every asset (5) on ONE connection (`subscribe` with
+    /// `assetIds`); then phase B, N x 5 connections following one asset each
+    /// (the seed's `subscribe`, the assets spread evenly). Each phase is a `run`
+    /// (probe, storm, --hold, stop, --settle), so every client of A is closed
+    /// and the server has settled before B starts; the server's idle memory is
+    /// read again at the start of B. Reports both runs and their ratios: server
+    /// RSS above idle and CPU per delivered message, per connection and per
+    /// client, delivered messages/s, fan-out delay, time to history; and the
+    /// target: one connection of A costs less than two of B, i.e. A's cost per
+    /// client is below 2/5 of B's, in memory and in CPU.
+    Multi(Box<crate::multi::MultiConfig>),
     /// Measure N ordinary subscribers without, then beside, K hostile clients
     /// that break the websocket transport (issue 15), and judge the server
     /// against the issue's targets.
@@ -203,6 +217,22 @@ pub struct LoadConfig {
     /// flush and for every client to become current.
     #[arg(long, env = "BENCH_CATCH_UP_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
     pub catch_up_timeout: Duration,
+
+    /// What each client's one connection follows. Not a flag of `run` (always
+    /// one asset there): `multi` sets it for its phase of many assets.
+    #[arg(skip)]
+    pub follow: Follow,
+}
+
+/// What each client's one connection follows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Follow {
+    /// One asset, client `k` the `k mod assets`-th of the `assets` reply,
+    /// subscribed with the seed's `assetId`.
+    #[default]
+    OneAsset,
+    /// Every asset of the `assets` reply, in one `subscribe` with `assetIds`.
+    EveryAsset,
 }
 
 impl LoadConfig {

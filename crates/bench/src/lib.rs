@@ -12,7 +12,9 @@
 //! [`hostile::run_hostile`] runs the same subscribers without and then beside
 //! clients that attack the websocket transport ([`attack`], on the wire written
 //! by hand in [`raw_ws`]) and judges the server against issue 15's targets
-//! ([`hostile_report`]). The binary
+//! ([`hostile_report`]). [`multi::run_multi`] runs the same clients following
+//! every asset on one connection, then one asset per connection, and compares
+//! what each costs the server (issue 19). The binary
 //! `ratecast-bench` only parses [`config::Cli`] and calls these. This crate is a
 //! tool, not part of the product, and knows nothing of the ratecast server's internals: it speaks the wire protocol
 //! and reads `/proc`, so it measures any server of the protocol (the backlog
@@ -34,6 +36,7 @@ pub mod hostile;
 pub mod hostile_report;
 pub mod latency;
 pub mod load;
+pub mod multi;
 pub mod procfs;
 pub mod raw_ws;
 pub mod report;

@@ -37,7 +37,7 @@ use super::{
     arrivals::Arrivals,
     catchup::{self, CatchUp, RunClock},
     client::{Counters, Plan, Shared, run_client},
-    config::LoadConfig,
+    config::{Follow, LoadConfig},
     frames::{self, WireAsset},
     latency::Latency,
     procfs::{self, ProcSample, thread_cpu_delta},
@@ -109,7 +109,8 @@ struct Background {
 
 /// What the storm hands on: the clients, and what the report says of the storm.
 struct Storm {
-    clients: JoinSet<ClientOutcome>,
+    /// One task per client (connection), each with one outcome per asset it follows.
+    clients: JoinSet<Vec<ClientOutcome>>,
     result: StormResult,
 }
 
@@ -164,6 +165,7 @@ impl Held {
 
 /// What the stop hands on.
 struct Stopped {
+    /// One per asset followed per client.
     outcomes: Vec<ClientOutcome>,
     /// The server's reading `--settle` after every client closed.
     after_close: Option<ProcSample>,
@@ -190,6 +192,7 @@ async fn start(config: &LoadConfig, shutdown: &CancellationToken) -> Result<Run,
         errors: Mutex::default(),
         idle: config.idle,
         catch_up: config.expect_backlog.map(CatchUp::new),
+        asset_ids: assets.iter().map(|a| a.id).collect(),
     });
     let housekeeping = tokio::spawn(housekeeping(shared.clone(), config.progress, pid));
     let watcher = (shared.catch_up.is_some() && pid.is_some()).then(|| {
@@ -228,11 +231,17 @@ async fn storm(config: &LoadConfig, run: &Run, shutdown: &CancellationToken) -> 
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep_until(due) => {}
         }
-        let asset = k % assets.len();
-        let plan = Plan {
-            asset,
-            asset_id: assets[asset].id,
-            source: source_address(k, config.source_ips),
+        let plan = match config.follow {
+            Follow::OneAsset => Plan {
+                asset: k % assets.len(),
+                count: 1,
+                source: source_address(k, config.source_ips),
+            },
+            Follow::EveryAsset => Plan {
+                asset: 0,
+                count: assets.len(),
+                source: source_address(k, config.source_ips),
+            },
         };
         shared.counters.spawned.fetch_add(1, Ordering::Relaxed);
         clients.spawn(run_client(plan, shared.clone()));
@@ -306,7 +315,7 @@ async fn stop(
     config: &LoadConfig,
     shared: &Shared,
     tasks: Background,
-    clients: JoinSet<ClientOutcome>,
+    clients: JoinSet<Vec<ClientOutcome>>,
 ) -> Stopped {
     info!("hold over; closing every client");
     shared.stop.cancel();
@@ -581,14 +590,14 @@ async fn wait_settled(shared: &Shared, spawned: u64, shutdown: &CancellationToke
     }
 }
 
-/// Collects every client's outcome; clients still running after the budget
-/// are aborted and count as failed.
-async fn collect(mut clients: JoinSet<ClientOutcome>) -> Vec<ClientOutcome> {
+/// Collects every client's outcomes (one per asset it follows); clients still
+/// running after the budget are aborted and count as failed.
+async fn collect(mut clients: JoinSet<Vec<ClientOutcome>>) -> Vec<ClientOutcome> {
     let mut outcomes = Vec::with_capacity(clients.len());
     let deadline = Instant::now() + STOP_BUDGET;
     loop {
         match tokio::time::timeout_at(deadline, clients.join_next()).await {
-            Ok(Some(Ok(outcome))) => outcomes.push(outcome),
+            Ok(Some(Ok(client))) => outcomes.extend(client),
             Ok(Some(Err(error))) => warn!(%error, "a client task failed"),
             Ok(None) => break,
             Err(_) => {

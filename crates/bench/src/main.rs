@@ -1,5 +1,6 @@
 //! `ratecast-bench`: parse the command line, set up logs, run the load generator,
-//! the baseline server or the backlog server, print a report, table or comparison.
+//! the baseline server or the backlog server, or the one-against-five
+//! connections comparison (`multi`), print a report, table or comparison.
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ async fn main() -> ExitCode {
             .map(|report| print!("{report}"))
             .context("candles benchmark failed"),
         Command::Hostile(config) => hostile(*config, shutdown).await,
+        Command::Multi(config) => multi(*config, shutdown).await,
         Command::HostileTable { files } => bench::hostile_table(&files)
             .map(|table| print!("{table}"))
             .context("cannot build the table"),
@@ -87,6 +89,23 @@ async fn hostile(config: HostileConfig, shutdown: CancellationToken) -> anyhow::
     let report = bench::run_hostile(config, shutdown)
         .await
         .context("hostile run failed")?;
+    print!("{report}");
+    if let Some(path) = json {
+        bench::write_json(&report, &path)?;
+        tracing::info!(path = %path.display(), "report written");
+    }
+    Ok(())
+}
+
+async fn multi(
+    config: bench::multi::MultiConfig,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    bench::raise_fd_limit().context("cannot raise the open-file limit")?;
+    let json = config.load.json.clone();
+    let report = bench::multi::run_multi(config, shutdown)
+        .await
+        .context("multi run failed")?;
     print!("{report}");
     if let Some(path) = json {
         bench::write_json(&report, &path)?;

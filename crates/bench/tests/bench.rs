@@ -1,8 +1,9 @@
 //! The load generator, run for real but small: 50 clients for a few seconds
 //! against the all-in-one server (simulated rates, in-memory store), against
 //! the baseline server, idle against the all-in-one, through a backlog flush
-//! of the backlog server, and two short hostile runs (an attack beside 20
-//! subscribers) against the all-in-one, all in this process on port 0. It checks what the
+//! of the backlog server, two short hostile runs (an attack beside 20
+//! subscribers) and a `multi` run (5 clients on one connection each, then on
+//! five) against the all-in-one, all in this process on port 0. It checks what the
 //! generator reports about correctness, never how fast anything was: the numbers
 //! belong in docs/benchmarks.md, not in assertions.
 
@@ -406,4 +407,102 @@ async fn the_candles_benchmark_asks_for_a_whole_day_both_ways() {
         report.points.bytes > report.candles.bytes && report.candles.bytes > 0,
         "{report}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_run_serves_every_asset_to_each_client_on_one_connection_then_on_five() {
+    const CLIENTS: u64 = 5;
+    const ASSETS: u64 = 5;
+    let service = start_service(&[]).await;
+    let url = format!("ws://{}/", service.addr);
+    let pid = std::process::id().to_string();
+    let clients = CLIENTS.to_string();
+    let config =
+        ratecast_process::parse_ignoring_env::<ratecast_bench::multi::MultiConfig, _, _>([
+            "multi",
+            "--url",
+            &url,
+            "--clients",
+            &clients,
+            "--ramp",
+            "200",
+            "--hold",
+            "6s",
+            "--settle",
+            "1s",
+            "--progress",
+            "1s",
+            "--source-ips",
+            "4",
+            "--server-pid",
+            &pid,
+        ])
+        .expect("valid multi flags");
+    let report = ratecast_bench::multi::run_multi(config, CancellationToken::new())
+        .await
+        .expect("the multi run completes");
+    service.shutdown.cancel();
+    let text = report.to_string();
+    assert_eq!((report.clients, report.assets), (5, 5), "{text}");
+    // Phase A: one connection per client, one history per asset on each; phase
+    // B: one connection per asset per client. Both: every asset's history to
+    // every client, and its points once each, in order, joined to the history.
+    for (phase, connections) in [(&report.multi, CLIENTS), (&report.single, CLIENTS * ASSETS)] {
+        let connect = &phase.connect;
+        assert_eq!(
+            (
+                connect.attempted,
+                connect.connected,
+                connect.histories,
+                connect.open_at_end
+            ),
+            (connections, connections, connections, connections),
+            "{text}"
+        );
+        assert_eq!(
+            (
+                connect.connect_errors,
+                connect.history_failures,
+                connect.dropped
+            ),
+            (0, 0, 0),
+            "{text}"
+        );
+        let verdict = &phase.verdict;
+        assert_eq!(verdict.full_histories, CLIENTS * ASSETS, "{text}");
+        assert_eq!(verdict.short_histories, 0, "{text}");
+        assert_eq!(
+            (
+                verdict.missed,
+                verdict.missed_at_end,
+                verdict.duplicates,
+                verdict.seam_errors,
+                verdict.foreign_points
+            ),
+            (0, 0, 0, 0, 0),
+            "{text}"
+        );
+        assert!(phase.errors.is_empty(), "{text}");
+        assert_eq!(phase.time_to_history.count, connections, "{text}");
+        assert!(phase.delivery.hold_messages > 0, "{text}");
+        assert!(phase.fanout_delay.count > 0, "{text}");
+        assert!(phase.server.is_some(), "{text}");
+    }
+    assert!(report.multi.label.ends_with("-multi-5"), "{text}");
+    assert!(report.single.label.ends_with("-single-25"), "{text}");
+    // The comparison and both verdicts are rendered, whatever they say.
+    assert!(
+        report.memory().is_some() && report.cpu().is_some(),
+        "{text}"
+    );
+    assert!(text.contains("| 5 clients, 5 assets each |"), "{text}");
+    let verdicts = text
+        .lines()
+        .filter(|line| line.starts_with("  PASS  ") || line.starts_with("  FAIL  "))
+        .count();
+    assert_eq!(verdicts, 2, "{text}");
+    let json = serde_json::to_string(&report).expect("the report serializes");
+    let back: ratecast_bench::multi::MultiReport =
+        serde_json::from_str(&json).expect("and reads back");
+    assert_eq!(back.table(), report.table());
 }
