@@ -113,11 +113,16 @@ async fn run_in_memory(
     let retention = i64::try_from(config.memory_retention.as_secs()).unwrap_or(i64::MAX);
     let store = MemoryStore::new(config.assets.list.clone(), retention);
     if let ConfiguredSource::Simulated(simulated) = &source {
-        let now = unix_now_secs();
         let span = retention.clamp(1, SIMULATED_PREFILL_MAX_SECS);
         let mut stored = 0;
-        let mut from = now - span + 1;
-        while from <= now {
+        let mut from = unix_now_secs() - span + 1;
+        // Up to the current second, which moves while a day is generated: the
+        // poller starts at the next one, so the history has no hole.
+        loop {
+            let now = unix_now_secs();
+            if from > now {
+                break;
+            }
             let to = (from + PREFILL_CHUNK_SECS - 1).min(now);
             let points = simulated.backfill(&config.assets.list, from, to);
             store.insert(&points).await.map_err(RunError::Prefill)?;
