@@ -1,5 +1,5 @@
 //! Live candles over real sockets: a subscription with `candles` against the
-//! candles the store answers afterwards, across a reconnect with `since`, a
+//! candles the store answers afterwards (websocket `candles` and `GET /v1/candles`), across a reconnect with `since`, a
 //! running candle seeded from stored points, closing by the clock, and bad
 //! intervals. The store's shared clock is pinned by the test
 //! ([`support::clocked`]), so intervals close when the test says, not after
@@ -60,6 +60,19 @@ async fn stored_candles(server: &ApiServer, interval: &str, from: i64, to: i64) 
         .await;
     let reply = client.expect("candles").await;
     reply["candles"].as_array().expect("candles").clone()
+}
+
+/// The same candles by `GET /v1/candles`, the HTTP answer.
+async fn http_candles(server: &ApiServer, interval: &str, from: i64, to: i64) -> Vec<Value> {
+    let url = format!(
+        "http://{}/v1/candles?asset=EURUSD&interval={interval}&from={from}&to={to}",
+        server.addr
+    );
+    let response = reqwest::get(&url).await.expect("GET /v1/candles");
+    assert_eq!(response.status(), reqwest::StatusCode::OK, "{url}");
+    let body = response.bytes().await.expect("a body");
+    let page: Value = serde_json::from_slice(&body).expect("a JSON page");
+    page["candles"].as_array().expect("candles").clone()
 }
 
 /// Counts each closed candle by time: each must be there once.
@@ -146,6 +159,11 @@ async fn closed_candles_pushed_live_and_across_a_reconnect_equal_the_stored_cand
     let stored = stored_candles(&clocked.server, "5s", t, t + 14).await;
     assert_eq!(stored.len(), 3, "{stored:?}");
     assert_eq!(closed_once(&received), stored, "none missing, none twice");
+    assert_eq!(
+        http_candles(&clocked.server, "5s", t, t + 14).await,
+        stored,
+        "the HTTP answer is the same"
+    );
     clocked.server.stop().await;
 }
 
