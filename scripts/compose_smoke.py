@@ -171,10 +171,12 @@ def expect(ws, action, timeout=10):
     return message
 
 
-def check_point(p):
+def check_point(p, asset_ids=(ASSET_ID,)):
+    """A well-formed point of one of `asset_ids` (by default the one asset followed)."""
     check(isinstance(p, dict), f"point is not an object: {p!r}")
     check(set(p) == {"assetId", "assetName", "time", "value"}, f"point members: {sorted(p)}")
-    check(p["assetId"] == ASSET_ID and p["assetName"] == ASSET, f"point of the wrong asset: {p}")
+    check(p["assetId"] in asset_ids and p["assetName"] == ASSETS[p["assetId"] - 1],
+          f"point of the wrong asset: {p}")
     check(type(p["time"]) is int, f"time is not an integer: {p}")
     value = p["value"]
     check(type(value) in (int, float) and math.isfinite(value) and value > 0, f"bad value: {p}")
@@ -435,7 +437,7 @@ def check_http_face():
                 histories += 1
             elif kind == "point":
                 point = json.loads(event["data"])
-                check_point(point)
+                check_point(point, (1, 2))
                 points.append(point)
                 last_id = event.get("id", last_id)
                 if len(points) == 4:
