@@ -587,6 +587,23 @@ fn unsubscribed(stopped: &[AssetId]) -> Bytes {
 }
 
 impl Connection<'_> {
+    /// Refuses a store query (a `candles` request, a subscription with
+    /// `candles`) at once when this connection's one query is still being
+    /// answered (`busy`) or its reply budget is spent (`backpressure`).
+    fn refuse_query(&mut self) -> Option<Result<(), Exit>> {
+        if self.history.is_some() {
+            return Some(self.send_error(&RequestError::new(
+                ErrorCode::Busy,
+                "the previous history or candles request of this connection is still being \
+                 answered; send the next one after its reply",
+            )));
+        }
+        if self.outbound.over_budget() {
+            return Some(self.send_backpressure());
+        }
+        None
+    }
+
     /// Starts a `candles` query for the first page of the request beside the
     /// loop, or refuses it at once, exactly as [`start_history`](Self::start_history):
     /// one query per connection (either kind), the reply budget, the
@@ -598,15 +615,8 @@ impl Connection<'_> {
         from: i64,
         to: i64,
     ) -> Result<(), Exit> {
-        if self.history.is_some() {
-            return self.send_error(&RequestError::new(
-                ErrorCode::Busy,
-                "the previous history or candles request of this connection is still being \
-                 answered; send the next one after its reply",
-            ));
-        }
-        if self.outbound.over_budget() {
-            return self.send_backpressure();
+        if let Some(refused) = self.refuse_query() {
+            return refused;
         }
         let (page_to, next) = candle::page(interval, from, to);
         let limit = usize::try_from(PAGE_CANDLES).unwrap_or(usize::MAX);
@@ -678,15 +688,8 @@ impl Connection<'_> {
         interval: Interval,
         add: bool,
     ) -> Result<(), Exit> {
-        if self.history.is_some() {
-            return self.send_error(&RequestError::new(
-                ErrorCode::Busy,
-                "the previous history or candles request of this connection is still being \
-                 answered; send the next one after its reply",
-            ));
-        }
-        if self.outbound.over_budget() {
-            return self.send_backpressure();
+        if let Some(refused) = self.refuse_query() {
+            return refused;
         }
         let now = self.shared.hub.now_secs();
         let mut reads = Vec::with_capacity(follows.len());

@@ -143,6 +143,33 @@ pub struct Candle {
     pub last_time: i64,
 }
 
+impl Candle {
+    /// The candle of the interval starting at `start` whose first point is
+    /// `(time, value)`.
+    pub fn opened(start: i64, time: i64, value: f64, closed: bool) -> Self {
+        Self {
+            time: start,
+            open: value,
+            high: value,
+            low: value,
+            close: value,
+            count: 1,
+            closed,
+            last_time: time,
+        }
+    }
+
+    /// Takes the interval's next point `(time, value)`, later than every
+    /// point it holds.
+    pub fn take(&mut self, time: i64, value: f64) {
+        self.high = self.high.max(value);
+        self.low = self.low.min(value);
+        self.close = value;
+        self.count += 1;
+        self.last_time = time;
+    }
+}
+
 /// The stored points a read of the candles starting in `[from, to]` covers:
 /// every point of those intervals, so no candle is cut by the range.
 pub fn point_range(interval: Interval, from: i64, to: i64) -> (i64, i64) {
@@ -178,27 +205,17 @@ pub fn summarise(
     for (time, value) in points {
         let start = interval.start_of(time);
         match candles.last_mut() {
-            Some(candle) if candle.time == start => {
-                candle.high = candle.high.max(value);
-                candle.low = candle.low.min(value);
-                candle.close = value;
-                candle.count += 1;
-                candle.last_time = time;
-            }
+            Some(candle) if candle.time == start => candle.take(time, value),
             _ => {
                 if candles.len() == limit {
                     break;
                 }
-                candles.push(Candle {
-                    time: start,
-                    open: value,
-                    high: value,
-                    low: value,
-                    close: value,
-                    count: 1,
-                    closed: interval.is_closed(start, now),
-                    last_time: time,
-                });
+                candles.push(Candle::opened(
+                    start,
+                    time,
+                    value,
+                    interval.is_closed(start, now),
+                ));
             }
         }
     }

@@ -64,11 +64,7 @@ impl CandleFold {
         let mut closed = None;
         match &mut self.running {
             Some(candle) if candle.time == start => {
-                candle.high = candle.high.max(value);
-                candle.low = candle.low.min(value);
-                candle.close = value;
-                candle.count += 1;
-                candle.last_time = time;
+                candle.take(time, value);
                 return (None, Some(*candle));
             }
             // Live points only move forward: an older one cannot come.
@@ -76,16 +72,7 @@ impl CandleFold {
             Some(_) => closed = self.close(),
             None => {}
         }
-        let candle = Candle {
-            time: start,
-            open: value,
-            high: value,
-            low: value,
-            close: value,
-            count: 1,
-            closed: false,
-            last_time: time,
-        };
+        let candle = Candle::opened(start, time, value, false);
         self.running = Some(candle);
         (closed, Some(candle))
     }
